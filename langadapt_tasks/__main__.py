@@ -1,0 +1,3 @@
+from langadapt_tasks.cli import main
+
+raise SystemExit(main())

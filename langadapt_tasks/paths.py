@@ -1,0 +1,40 @@
+"""Where the task YAMLs live and where langadapt keeps its own files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+SOURCE_TASK_DIR = Path(__file__).resolve().parent.parent / "task_yamls"
+
+
+def installed_task_dir() -> Path:
+    """``lm_eval/tasks/langadapt``: where ``pip install`` puts the YAMLs."""
+    import lm_eval.tasks
+
+    return Path(lm_eval.tasks.__file__).resolve().parent / "langadapt"
+
+
+def task_dir() -> Path:
+    """The directory to give ``lm_eval --include_path``.
+
+    A source checkout (editable install) uses its ``task_yamls/``; a regular
+    install uses the copy inside lm_eval, which lm_eval scans by itself.
+    """
+    if SOURCE_TASK_DIR.is_dir():
+        return SOURCE_TASK_DIR
+    installed = installed_task_dir()
+    if installed.is_dir():
+        return installed
+    raise FileNotFoundError(
+        f"langadapt's task YAMLs are neither in {SOURCE_TASK_DIR} nor in {installed}; "
+        "reinstall langadapt (pip install --force-reinstall --no-deps langadapt)"
+    )
+
+
+def home() -> Path:
+    """langadapt's cache root: ``$LANGADAPT_HOME`` or ``$XDG_CACHE_HOME/langadapt``."""
+    if os.environ.get("LANGADAPT_HOME"):
+        return Path(os.environ["LANGADAPT_HOME"]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache).expanduser() / "langadapt"

