@@ -73,10 +73,13 @@ def render(config: dict) -> str:
 
 def write_all(root: Path) -> list[Path]:
     """Write every generated YAML under ``root`` (the ``task_yamls`` directory)."""
+    from langadapt_tasks.mtbench_yamls import mtbench_configs
+
     written = []
-    for name, config in cmmlu_configs().items():
-        path = root / "cmmlu" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render(config), encoding="utf-8")
-        written.append(path)
+    for folder, configs in (("cmmlu", cmmlu_configs()), ("mtbench", mtbench_configs())):
+        for name, config in configs.items():
+            path = root / folder / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(render(config), encoding="utf-8")
+            written.append(path)
     return written
