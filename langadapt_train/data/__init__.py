@@ -1,0 +1,1 @@
+"""Instruction data: sources with schema adapters, and mixture specs."""

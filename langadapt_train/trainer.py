@@ -1,0 +1,374 @@
+"""One training run: data -> tokens -> (Q)LoRA or full fine-tuning with TRL -> adapter dir.
+
+The output directory holds, when the run has finished:
+
+- the adapter (``adapter_config.json``, ``adapter_model.safetensors``) or, for
+  ``method: full``, the whole model;
+- the tokenizer with the chat template used for training;
+- ``langadapt_train.yaml`` (the resolved config), ``data_manifest.json``,
+  ``decontamination.jsonl`` (dropped rows and why), ``heldout.jsonl``;
+- ``loss.jsonl`` / ``loss.csv`` / ``loss.png``;
+- ``checkpoints/checkpoint-N`` (for ``--resume``) and ``training_complete.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from langadapt_train import losslog, templates
+from langadapt_train.config import TrainConfig
+from langadapt_train.data import mix
+from langadapt_train.decontam import build_index
+
+log = logging.getLogger("langadapt_train")
+
+DONE = "training_complete.json"
+MANIFEST = "data_manifest.json"
+DECONTAM_REPORT = "decontamination.jsonl"
+CHECKPOINTS = "checkpoints"
+PREVIEW = "train_preview.jsonl"
+
+
+class TrainError(RuntimeError):
+    """The run cannot start (e.g. output exists without --resume)."""
+
+
+def is_finished(output: Path) -> bool:
+    return (Path(output) / DONE).is_file()
+
+
+def latest_checkpoint(output: Path) -> Path | None:
+    """The newest complete checkpoint (trainer_state.json is written last)."""
+    root = Path(output) / CHECKPOINTS
+    done = [
+        p
+        for p in root.glob("checkpoint-*")
+        if (p / "trainer_state.json").is_file() and p.name.split("-")[-1].isdigit()
+    ]
+    return max(done, key=lambda p: int(p.name.split("-")[-1]), default=None)
+
+
+# --- data --------------------------------------------------------------------------------
+
+
+def load_tokenizer(cfg: TrainConfig) -> tuple[Any, templates.ChosenTemplate]:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(
+        cfg.tokenizer or cfg.model, trust_remote_code=cfg.trust_remote_code
+    )
+    if not tokenizer.is_fast:
+        raise TrainError("a fast tokenizer is needed (assistant tokens are located by offsets)")
+    chosen = templates.choose(cfg.chat_template, tokenizer)
+    templates.install(tokenizer, chosen)
+    return tokenizer, chosen
+
+
+def prepare_data(
+    cfg: TrainConfig, tokenizer: Any, chosen: templates.ChosenTemplate, output: Path
+) -> tuple[list[dict[str, list[int]]], dict[str, Any]]:
+    """Build the mix, tokenize it, write the manifest and reports; return training rows."""
+    spec = mix.resolve(cfg.data)
+    index = None
+    if cfg.decontaminate:
+        index = build_index(cfg.decontam_ngram, cfg.cmmlu_dir, cfg.mt_bench_dir)
+    built = mix.build(
+        spec, index, system_prompt=cfg.system_prompt, max_rows=cfg.max_rows, heldout=cfg.heldout
+    )
+
+    rows: list[dict[str, list[int]]] = []
+    preview: list[dict[str, Any]] = []  # what training saw, for checking the template round trip
+    skipped: Counter = Counter()
+    truncated = tokens = loss_tokens = 0
+    for messages in built.train:
+        enc = templates.encode(tokenizer, messages, cfg.max_length, cfg.assistant_only_loss)
+        if sum(enc["assistant_masks"]) == 0:
+            skipped[f"no assistant token within max_length={cfg.max_length}"] += 1
+            continue
+        truncated += enc["truncated"]
+        tokens += len(enc["input_ids"])
+        loss_tokens += sum(enc["assistant_masks"])
+        row = {"input_ids": enc["input_ids"]}
+        if cfg.assistant_only_loss:
+            row["assistant_masks"] = enc["assistant_masks"]
+        rows.append(row)
+        if len(preview) < 3:
+            preview.append(
+                {"messages": messages, "input_ids": enc["input_ids"], "truncated": enc["truncated"]}
+            )
+    if not rows:
+        raise TrainError(f"no training rows left; skipped: {dict(skipped)}")
+
+    with (output / DECONTAM_REPORT).open("w", encoding="utf-8") as fh:
+        for item in built.dropped:
+            fh.write(json.dumps(item, ensure_ascii=False) + "\n")
+    with (output / PREVIEW).open("w", encoding="utf-8") as fh:
+        for item in preview:
+            fh.write(json.dumps(item, ensure_ascii=False) + "\n")
+    with (output / "heldout.jsonl").open("w", encoding="utf-8") as fh:
+        for messages in built.heldout:
+            fh.write(json.dumps({"messages": messages}, ensure_ascii=False) + "\n")
+
+    manifest = {
+        "mix": {
+            "name": spec.name,
+            "file": spec.file,
+            "sha256": spec.sha256,
+            "seed": spec.seed,
+            "language": spec.language,
+            "system_prompt": built.train[0][0]["content"]
+            if built.train[0][0]["role"] == "system"
+            else None,
+        },
+        "sources": [
+            {
+                "name": r.name,
+                "origin": r.origin,
+                "schema": r.schema,
+                "sha256": r.sha256,
+                "rows": r.rows,
+                "bad_rows": dict(r.bad),
+                "duplicates": r.duplicates,
+                "examined": r.examined,
+                "contaminated": r.contaminated,
+                "selected": r.selected,
+            }
+            for r in built.sources
+        ],
+        "decontamination": {
+            "enabled": cfg.decontaminate,
+            "ngram": cfg.decontam_ngram,
+            "eval_items": dict(index.sources) if index else {},
+            "dropped": len(built.dropped),
+            "report": DECONTAM_REPORT,
+        },
+        "split": {"train": len(built.train), "heldout": len(built.heldout)},
+        "tokenized": {
+            "rows": len(rows),
+            "skipped": dict(skipped),
+            "truncated": truncated,
+            "tokens": tokens,
+            "loss_tokens": loss_tokens,
+            "max_length": cfg.max_length,
+        },
+        "template": {"name": chosen.name, "sha256": chosen.sha256},
+        "train_sha256": _rows_sha256(rows),
+    }
+    for src in manifest["sources"]:
+        log.info(
+            "source %s: %d rows, bad %s, %d duplicates, %d contaminated, %d selected",
+            src["name"],
+            src["rows"],
+            src["bad_rows"] or "none",
+            src["duplicates"],
+            src["contaminated"],
+            src["selected"],
+        )
+    if skipped:
+        log.info("skipped after tokenization: %s", dict(skipped))
+    (output / MANIFEST).write_text(
+        json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", "utf-8"
+    )
+    return rows, manifest
+
+
+def _rows_sha256(rows: list[dict[str, list[int]]]) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(json.dumps(row, separators=(",", ":")).encode())
+    return digest.hexdigest()
+
+
+# --- model -------------------------------------------------------------------------------
+
+
+def compute_dtype(precision: str) -> tuple[Any, str]:
+    """(torch dtype, name): ``auto`` is bf16 on a GPU that has it, else fp16 on GPU, fp32 on CPU."""
+    import torch
+
+    if precision == "auto":
+        if torch.cuda.is_available():
+            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        else:
+            precision = "fp32"
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[
+        precision
+    ], precision
+
+
+def load_model(cfg: TrainConfig) -> tuple[Any, Any]:
+    """The model to train and the PEFT config (None for full fine-tuning)."""
+    from peft import LoraConfig, prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    dtype, _ = compute_dtype(cfg.precision)
+    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": cfg.trust_remote_code}
+    if cfg.method == "qlora":
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=dtype,
+        )
+        if "LOCAL_RANK" in os.environ:  # accelerate launch: one model copy per process
+            kwargs["device_map"] = {"": int(os.environ["LOCAL_RANK"])}
+    model = AutoModelForCausalLM.from_pretrained(cfg.model, **kwargs)
+    # No KV cache in training: with one, transformers skips the packed-sequence (block-diagonal)
+    # mask that keeps packed samples from attending to each other.
+    model.config.use_cache = False
+    if cfg.method == "qlora":
+        model = prepare_model_for_kbit_training(
+            model,
+            use_gradient_checkpointing=cfg.gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+        )
+    if cfg.method == "full":
+        return model, None
+    targets: str | list[str] = (
+        "all-linear" if cfg.target_modules == ["all-linear"] else list(cfg.target_modules)
+    )
+    peft_config = LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=targets,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    return model, peft_config
+
+
+def keep_adapter_fp32(model: Any) -> None:
+    """Trainable weights in fp32.
+
+    TRL casts QLoRA adapter weights to bf16, but PEFT loads them back as fp32 when a
+    checkpoint is resumed, so a resumed run would not continue the same computation. fp32
+    adapters (PEFT's own default) make both paths identical; they are a small share of memory.
+    """
+    import torch
+
+    for param in model.parameters():
+        if param.requires_grad and param.dtype != torch.float32:
+            param.data = param.data.float()
+
+
+def sft_config(cfg: TrainConfig, output: Path) -> Any:
+    from trl import SFTConfig
+
+    _, precision = compute_dtype(cfg.precision)
+    return SFTConfig(
+        output_dir=str(output / CHECKPOINTS),
+        max_length=cfg.max_length,
+        packing=cfg.packing,
+        # BFD packing keeps each sample's own position_ids, and transformers builds a
+        # block-diagonal mask from them: no attention across packed samples.
+        packing_strategy="bfd",
+        learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.num_train_epochs,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.per_device_train_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
+        lr_scheduler_type=cfg.lr_scheduler_type,
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        optim=cfg.optim,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        logging_steps=cfg.logging_steps,
+        report_to=cfg.report_to,
+        dataloader_num_workers=0,
+    )
+
+
+# --- the run -----------------------------------------------------------------------------
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Run (or resume) training; returns the output directory."""
+    from datasets import Dataset
+    from transformers import set_seed
+    from trl import SFTTrainer
+
+    output = Path(cfg.output).expanduser().resolve()
+    checkpoint = latest_checkpoint(output) if cfg.resume else None
+    if is_finished(output):
+        raise TrainError(f"{output} already holds a finished run; choose another --output")
+    if not cfg.resume and output.exists() and any(output.iterdir()):
+        raise TrainError(
+            f"{output} is not empty; pass --resume to continue its run, or choose another --output"
+        )
+    if cfg.resume and output.exists() and checkpoint is None:
+        log.warning("no checkpoint in %s; starting from the beginning", output)
+    output.mkdir(parents=True, exist_ok=True)
+    cfg.save(output)
+    set_seed(cfg.seed)
+
+    previous = output / MANIFEST
+    previous_sha = (
+        json.loads(previous.read_text("utf-8"))["train_sha256"]
+        if (checkpoint and previous.is_file())
+        else None
+    )
+    tokenizer, chosen = load_tokenizer(cfg)
+    rows, manifest = prepare_data(cfg, tokenizer, chosen, output)
+    if previous_sha and previous_sha != manifest["train_sha256"]:
+        raise TrainError(
+            "the training data differ from the run being resumed (data_manifest.json "
+            "train_sha256); resume with the same config and data"
+        )
+    log.info(
+        "training rows: %d (%d tokens, %d in the loss)",
+        len(rows),
+        manifest["tokenized"]["tokens"],
+        manifest["tokenized"]["loss_tokens"],
+    )
+
+    model, peft_config = load_model(cfg)
+    trainer = SFTTrainer(
+        model=model,
+        args=sft_config(cfg, output),
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=[losslog.LossLogger(output)],
+    )
+    if cfg.method != "full":
+        keep_adapter_fp32(trainer.model)
+    started = time.time()
+    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+
+    trainer.model.config.use_cache = True  # for inference from the saved model
+    trainer.save_model(str(output))  # only the main process writes (accelerate launch)
+    if not trainer.is_world_process_zero():
+        return output
+    tokenizer.save_pretrained(str(output))  # carries the chat template used for training
+    losslog.plot(
+        output,
+        f"{Path(cfg.model).name} {cfg.method} r={cfg.lora_r} "
+        f"a={cfg.lora_alpha} on {manifest['mix']['name']}",
+    )
+    done = {
+        "global_step": trainer.state.global_step,
+        "train_loss": result.training_loss,
+        "resumed_from": checkpoint.name if checkpoint else None,
+        "seconds": round(time.time() - started, 1),
+        "metrics": result.metrics,
+    }
+    (output / DONE).write_text(json.dumps(done, indent=2) + "\n", "utf-8")
+    return output

@@ -1,0 +1,348 @@
+"""langadapt-train end to end: real QLoRA on SmolLM2 on the CPU, lm_eval with ``peft=``,
+sweeps, and kill-and-resume. Each run is a few optimizer steps on short sequences."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO, lm_eval_bin, run_cli
+from test_train_data import schema_fixtures
+
+pytestmark = pytest.mark.slow
+
+TRAIN = [sys.executable, "-m", "langadapt_train"]
+SYSTEM = "你是一个乐于助人的助手。"
+
+
+def env(**extra: str) -> dict[str, str]:
+    out = dict(os.environ)
+    out.update(
+        {
+            "HF_HUB_OFFLINE": "1",
+            "HF_DATASETS_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "TQDM_DISABLE": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+        }
+    )
+    out.update(extra)
+    return out
+
+
+def small(model: Path, output: Path, *extra: str) -> list[str]:
+    """Flags for a tiny run: short sequences, high learning rate, no warm-up."""
+    return [
+        *TRAIN,
+        "--model",
+        str(model),
+        "--output",
+        str(output),
+        "--max-length",
+        "64",
+        "--per-device-train-batch-size",
+        "2",
+        "--gradient-accumulation-steps",
+        "1",
+        "--learning-rate",
+        "1e-3",
+        "--warmup-ratio",
+        "0",
+        "--logging-steps",
+        "1",
+        "--no-gradient-checkpointing",
+        "--system-prompt",
+        SYSTEM,
+        *extra,
+    ]
+
+
+@pytest.fixture(scope="module")
+def sft_adapter(
+    smollm2_dir: Path,
+    sft_dir: Path,
+    cmmlu_dir: Path,
+    mt_bench_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
+    """QLoRA (the default method) on the shared Chinese Alpaca rows, two steps."""
+    out = tmp_path_factory.mktemp("sft") / "adapter"
+    proc = run_cli(
+        small(
+            smollm2_dir,
+            out,
+            "--data",
+            str(sft_dir / "alpaca_zh_demo.json"),
+            "--preset",
+            "r16-a48",
+            "--learning-rate",
+            "2e-3",
+            "--max-rows",
+            "40",
+            "--heldout",
+            "4",
+            "--max-steps",
+            "2",
+            "--save-steps",
+            "1",
+            "--max-length",
+            "128",
+            "--cmmlu-dir",
+            str(cmmlu_dir),
+            "--mt-bench-dir",
+            str(mt_bench_dir),
+        ),
+        env=env(),
+        cwd=REPO,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == str(out.resolve())
+    return out
+
+
+def test_qlora_run_writes_a_complete_adapter_dir(sft_adapter: Path) -> None:
+    from langadapt_train.config import load
+
+    for name in (
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "tokenizer.json",
+        "chat_template.jinja",
+        "langadapt_train.yaml",
+        "data_manifest.json",
+        "decontamination.jsonl",
+        "heldout.jsonl",
+        "loss.csv",
+        "loss.jsonl",
+        "training_complete.json",
+    ):
+        assert (sft_adapter / name).is_file(), name
+    assert (sft_adapter / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    adapter = json.loads((sft_adapter / "adapter_config.json").read_text())
+    assert (adapter["r"], adapter["lora_alpha"]) == (16, 48)
+    assert sorted(adapter["target_modules"]) == ["k_proj", "q_proj", "v_proj"]
+    cfg = load(sft_adapter / "langadapt_train.yaml")
+    assert cfg.method == "qlora" and cfg.preset == "r16-a48" and cfg.learning_rate == 2e-3
+    manifest = json.loads((sft_adapter / "data_manifest.json").read_text())
+    source = manifest["sources"][0]
+    assert source["rows"] == 1000 and source["schema"] == "alpaca" and len(source["sha256"]) == 64
+    assert source["duplicates"] >= 1  # the shared file has exact duplicates
+    assert manifest["split"] == {"train": 36, "heldout": 4}
+    assert manifest["decontamination"]["eval_items"]["cmmlu"] > 11_000
+    assert manifest["template"]["name"] == "tokenizer"
+    assert manifest["tokenized"]["rows"] + sum(manifest["tokenized"]["skipped"].values()) == 36
+    assert len((sft_adapter / "heldout.jsonl").read_text().splitlines()) == 4
+    losses = [json.loads(line) for line in (sft_adapter / "loss.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in losses] == [1, 2] and all(r["loss"] > 0 for r in losses)
+    assert (sft_adapter / "loss.csv").read_text().splitlines()[0].startswith("step,epoch,loss")
+    assert json.loads((sft_adapter / "training_complete.json").read_text())["global_step"] == 2
+
+
+def test_saved_tokenizer_reproduces_training_tokens(sft_adapter: Path) -> None:
+    """Round trip: the adapter's tokenizer renders a training conversation to the same ids."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(sft_adapter)
+    preview = [
+        json.loads(x) for x in (sft_adapter / "train_preview.jsonl").read_text().splitlines()
+    ]
+    assert preview
+    for item in preview:
+        assert item["messages"][0] == {"role": "system", "content": SYSTEM}
+        ids = tok.apply_chat_template(item["messages"], tokenize=True, return_dict=True)
+        ids = list(ids["input_ids"])
+        assert ids[: len(item["input_ids"])] == item["input_ids"]
+        assert len(ids) == len(item["input_ids"]) or item["truncated"]
+
+
+def _lm_eval(model_args: str, out: Path, cmmlu_dir: Path) -> list[dict]:
+    proc = run_cli(
+        [
+            lm_eval_bin(),
+            "--model",
+            "hf",
+            "--model_args",
+            model_args,
+            "--tasks",
+            "cmmlu_langadapt_agronomy",
+            "--limit",
+            "2",
+            "--num_fewshot",
+            "0",
+            "--apply_chat_template",
+            "--batch_size",
+            "1",
+            "--device",
+            "cpu",
+            "--log_samples",
+            "--output_path",
+            str(out),
+        ],
+        env=env(LANGADAPT_CMMLU_DIR=str(cmmlu_dir)),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    files = sorted(out.rglob("samples_cmmlu_langadapt_agronomy_*.jsonl"))
+    assert files, list(out.rglob("*"))
+    return [json.loads(line) for line in files[-1].read_text().splitlines()]
+
+
+def test_lm_eval_loads_the_adapter_and_it_changes_loglikelihoods(
+    sft_adapter: Path, smollm2_dir: Path, cmmlu_dir: Path, tmp_path: Path
+) -> None:
+    base = _lm_eval(
+        f"pretrained={smollm2_dir},tokenizer={sft_adapter}", tmp_path / "base", cmmlu_dir
+    )
+    tuned = _lm_eval(
+        f"pretrained={smollm2_dir},peft={sft_adapter},tokenizer={sft_adapter}",
+        tmp_path / "peft",
+        cmmlu_dir,
+    )
+    assert len(base) == len(tuned) == 2
+
+    def lls(samples: list[dict]) -> list[float]:
+        return [float(r[0][0]) for s in samples for r in s["resps"]]
+
+    assert len(lls(base)) == 8
+    assert max(abs(a - b) for a, b in zip(lls(base), lls(tuned), strict=True)) > 1e-3
+    # The prompt was rendered by the adapter's chat template (SmolLM2's ChatML).
+    context = tuned[0]["arguments"]["gen_args_0"]["arg_0"]
+    assert context.startswith("<|im_start|>") and context.endswith("<|im_start|>assistant\n")
+
+
+def test_sweep_on_fixture_files_in_every_schema(smollm2_dir: Path, tmp_path: Path) -> None:
+    files = schema_fixtures(tmp_path / "data")
+    spec = tmp_path / "fixture-mix.yaml"
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "name": "fixture-mix",
+                "language": "tr",
+                "seed": 1,
+                "heldout": 0,
+                "system_prompt": "Sen yardımsever bir asistansın.",
+                "sources": [{"path": str(p)} for p in files.values()],
+            },
+            allow_unicode=True,
+        ),
+        "utf-8",
+    )
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "model": str(smollm2_dir),
+                "output": str(tmp_path / "grid"),
+                "data": str(spec),
+                "max_steps": 1,
+                "max_length": 64,
+                "per_device_train_batch_size": 2,
+                "gradient_accumulation_steps": 1,
+                "gradient_checkpointing": True,
+                "decontaminate": False,
+                "packing": True,
+                "logging_steps": 1,
+            }
+        )
+    )
+    proc = run_cli(
+        [*TRAIN, "sweep", "--config", str(cfg), "--presets", "r8-a32,r16-a32"], env=env(), cwd=REPO
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for preset, r in (("r8-a32", 8), ("r16-a32", 16)):
+        out = tmp_path / "grid" / preset
+        adapter = json.loads((out / "adapter_config.json").read_text())
+        assert (adapter["r"], adapter["lora_alpha"]) == (r, 32)
+        manifest = json.loads((out / "data_manifest.json").read_text())
+        assert {s["schema"] for s in manifest["sources"]} == {
+            "firefly",
+            "aya",
+            "messages",
+            "sharegpt",
+            "alpaca",
+            "turkish-alpaca",
+        }
+        assert sum(s["selected"] for s in manifest["sources"]) == 11
+        assert json.loads((out / "training_complete.json").read_text())["global_step"] == 1
+    started = time.time()
+    again = run_cli(
+        [*TRAIN, "sweep", "--config", str(cfg), "--presets", "r8-a32,r16-a32"], env=env(), cwd=REPO
+    )
+    assert again.returncode == 0 and again.stdout.count("skipping") == 2
+    assert time.time() - started < 60
+
+
+def _losses(out: Path) -> list[tuple[int, float]]:
+    return [
+        (r["step"], r["loss"])
+        for r in (json.loads(x) for x in (out / "loss.jsonl").read_text().splitlines())
+    ]
+
+
+def test_kill_and_resume_matches_an_uninterrupted_run(
+    smollm2_dir: Path, sft_dir: Path, tmp_path: Path
+) -> None:
+    def args(out: Path, *extra: str) -> list[str]:
+        return small(
+            smollm2_dir,
+            out,
+            "--data",
+            str(sft_dir / "alpaca_zh_demo.json"),
+            "--max-rows",
+            "24",
+            "--heldout",
+            "0",
+            "--max-steps",
+            "3",
+            "--save-steps",
+            "1",
+            "--no-decontaminate",
+            "--lora-dropout",
+            "0.1",
+            *extra,
+        )
+
+    whole = tmp_path / "whole"
+    proc = run_cli(args(whole), env=env(), cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    killed = tmp_path / "killed"
+    with (tmp_path / "killed.log").open("w") as log:
+        child = subprocess.Popen(
+            args(killed), env=env(), cwd=REPO, stdout=log, stderr=subprocess.STDOUT
+        )
+        deadline = time.time() + 600
+        while not (killed / "checkpoints" / "checkpoint-1" / "trainer_state.json").exists():
+            assert child.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
+            assert time.time() < deadline
+            time.sleep(0.2)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+    assert not (killed / "training_complete.json").exists()
+
+    resumed = run_cli(args(killed, "--resume"), env=env(), cwd=REPO)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    done = json.loads((killed / "training_complete.json").read_text())
+    assert done["global_step"] == 3 and done["resumed_from"] in ("checkpoint-1", "checkpoint-2")
+    a, b = _losses(whole), _losses(killed)
+    assert [s for s, _ in a] == [s for s, _ in b] == [1, 2, 3]
+    assert len((killed / "loss.csv").read_text().splitlines()) == 1 + 3  # no repeated steps
+    for (_, x), (_, y) in zip(a, b, strict=True):
+        assert x == pytest.approx(y, rel=1e-6)
+
+    from safetensors.torch import load_file
+
+    wa = load_file(whole / "adapter_model.safetensors")
+    wb = load_file(killed / "adapter_model.safetensors")
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        a_, b_ = wa[key].float(), wb[key].float()
+        assert (a_ - b_).abs().max().item() <= 1e-5, key
