@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from langadapt_tasks import __version__
+from langadapt_tasks.study import StudyError
 
 
 def _cmd_path(args: argparse.Namespace) -> int:
@@ -54,6 +55,47 @@ def _cmd_judge(args: argparse.Namespace) -> int:
 
     settings = resolve({k: v for k, v in vars(args).items() if k.startswith("judge_")})
     print_report(rejudge(args.samples, settings, progress=not args.json), args.json)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from langadapt_tasks.report import build_report
+
+    report = build_report(args.inputs, args.out, names=args.name, baseline=args.baseline)
+    for note in report["notes"]:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"models: {', '.join(report['models'])} (baseline {report['baseline']})")
+    print("\n".join(report["files"]))
+    return 0
+
+
+def _cmd_new_language(args: argparse.Namespace) -> int:
+    from langadapt_tasks.language_scaffold import scaffold
+
+    folder = args.dir or Path("languages") / args.code
+    for path in scaffold(args.code, args.name, folder, args.native_name or "", args.force):
+        print(path)
+    print(f"next: fill in the TODOs, then `langadapt language-yamls {folder}/language.yaml`")
+    return 0
+
+
+def _cmd_language_yamls(args: argparse.Namespace) -> int:
+    from langadapt_tasks.mtbench_yamls import write_language
+
+    out = args.out or args.spec.parent / "tasks"
+    written = write_language(args.spec, out)
+    print(f"wrote {len(written)} files under {out}; run lm_eval --include_path {out}")
+    return 0
+
+
+def _cmd_study(args: argparse.Namespace) -> int:
+    from langadapt_tasks.study import run_study
+    from langadapt_tasks.study_config import load
+
+    steps = [s.strip() for s in args.steps.split(",") if s.strip()]
+    report = run_study(load(args.config), steps)
+    for note in (report or {}).get("notes", []):
+        print(f"note: {note}", file=sys.stderr)
     return 0
 
 
@@ -117,6 +159,47 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     p.set_defaults(func=_cmd_judge)
+
+    p = sub.add_parser(
+        "report",
+        help="CMMLU and MT-Bench tables, deltas and charts (Markdown, HTML, CSV, PNG) "
+        "from lm-eval output directories or results files",
+    )
+    p.add_argument("inputs", type=Path, nargs="+", help="--output_path dirs or results_*.json")
+    p.add_argument("--out", type=Path, default=Path("report"), help="folder to write (report/)")
+    p.add_argument(
+        "--name",
+        action="append",
+        help="LABEL once per input, in order; or FROM=LABEL to rename a model "
+        "named FROM from its model args",
+    )
+    p.add_argument("--baseline", help="model the delta tables compare with (default: first)")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser(
+        "new-language", help="scaffold a language spec, judge templates and questions (TODOs)"
+    )
+    p.add_argument("code", help="language code, e.g. de (also the py3langid code if it has one)")
+    p.add_argument("--name", required=True, help="English name, e.g. German")
+    p.add_argument("--native-name", dest="native_name", help="name in the language, e.g. Deutsch")
+    p.add_argument("--dir", type=Path, default=None, help="folder to write (languages/<code>)")
+    p.add_argument("--force", action="store_true", help="overwrite existing files")
+    p.set_defaults(func=_cmd_new_language)
+
+    p = sub.add_parser("language-yamls", help="generate the MT-Bench task YAMLs of a language spec")
+    p.add_argument("spec", type=Path, help="the language.yaml")
+    p.add_argument("--out", type=Path, default=None, help="folder to write (<spec folder>/tasks)")
+    p.set_defaults(func=_cmd_language_yamls)
+
+    p = sub.add_parser(
+        "study",
+        help="the whole study: train adapters, evaluate, judge, report (skips finished steps)",
+    )
+    p.add_argument("--config", type=Path, required=True, help="study YAML (docs/study.md)")
+    p.add_argument(
+        "--steps", default="train,evaluate,judge,report", help="comma-separated steps to run"
+    )
+    p.set_defaults(func=_cmd_study)
     return parser
 
 
@@ -124,6 +207,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError, KeyError) as err:
+    except (FileNotFoundError, FileExistsError, ValueError, KeyError, StudyError) as err:
         print(f"langadapt {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -49,6 +49,11 @@ def _identifier():
     return LanguageIdentifier.from_model_file(MODEL_FILE)
 
 
+def known_codes() -> list[str]:
+    """The language codes py3langid can identify."""
+    return list(_identifier().nb_classes)
+
+
 def segments(text: str) -> list[str]:
     """Sentence-sized pieces; pieces with few letters are merged with the next."""
     out: list[str] = []
@@ -79,12 +84,24 @@ def langid_share(text: str, lang: str) -> float:
     return hit / total if total else 0.0
 
 
+def method(lang: str) -> str:
+    """How fidelity is measured for ``lang``: its spec's ``fidelity`` field, else ``lang``."""
+    from langadapt_tasks.language_spec import LanguageSpecError, get
+
+    try:
+        return get(lang).fidelity
+    except LanguageSpecError:
+        return lang
+
+
 def fidelity(text: str, lang: str) -> float:
-    """Share of ``text``'s letters in language ``lang`` (``zh`` or any py3langid code).
+    """Share of ``text``'s letters in language ``lang`` (by its spec: Han script, or a
+    py3langid code).
 
     Code (Markdown fences and inline code) is not counted.
     """
     text = _CODE.sub(" ", text)
-    if lang == "zh":
+    how = method(lang)
+    if how in ("han", "zh"):
         return han_share(text)
-    return langid_share(text, lang)
+    return langid_share(text, how)

@@ -1,4 +1,4 @@
-"""MT-Bench questions (Chinese, Turkish) and reference answers for the mtbench tasks.
+"""MT-Bench questions and reference answers for the mtbench tasks, per language spec.
 
 Where the data comes from, in order:
 
@@ -6,10 +6,10 @@ Where the data comes from, in order:
    environment variable: a directory laid out like FastChat's ``data/``, one
    folder per language: ``zh/question.jsonl``, ``zh/reference_answer/gpt-4.jsonl``,
    and optionally ``en/...`` and ``tr/question.jsonl``;
-2. Chinese: the Hugging Face Hub dataset ``GeneZC/MT-Bench-ZH`` (MT-Bench-ZH);
-3. Turkish: the project's own translation, shipped in this package
-   (``data/mt_bench/tr/question.jsonl``; see its NOTE.md), unless the local
-   directory has a ``tr/`` folder.
+2. the spec's own question file (Turkish: the project's own translation,
+   shipped in this package as ``data/mt_bench/tr/question.jsonl``; see its NOTE.md);
+3. the spec's Hub dataset (Chinese: ``GeneZC/MT-Bench-ZH``), only when no local
+   directory is configured.
 
 Reference answers, per question: the language's ``reference_answer/gpt-4.jsonl``
 when there is one (MT-Bench-ZH), else the question's own ``reference`` field
@@ -26,17 +26,16 @@ import os
 from pathlib import Path
 from typing import Any
 
+from langadapt_tasks import language_spec
+from langadapt_tasks.language_spec import LanguageSpec
+
 ENV_DIR = "LANGADAPT_MTBENCH_DIR"
 METADATA_DIR = "mtbench_dir"
 ENV_TURN1 = "LANGADAPT_MTBENCH_TURN1"
 METADATA_TURN1 = "mtbench_turn1"
-HUB_REPO = "GeneZC/MT-Bench-ZH"
-HUB_FILES = {
-    "question": "data/mt_bench_zh/question.jsonl",
-    "reference": "data/mt_bench_zh/reference_answer/gpt-4.jsonl",
-}
 PACKAGE_DIR = Path(__file__).resolve().parent / "data" / "mt_bench"
-LANGS = ("zh", "tr")
+# The shipped languages, each defined by its spec in languages/<code>.yaml.
+LANGS = tuple(language_spec.builtin_specs())
 CATEGORIES = (
     "writing",
     "roleplay",
@@ -126,38 +125,48 @@ def data_dir(metadata: dict[str, Any] | None = None) -> Path | None:
     return root
 
 
-def _hub_file(name: str) -> Path:
+def _hub_file(spec: LanguageSpec, name: str) -> Path:
     from huggingface_hub import hf_hub_download
 
+    repo, file = spec.hub["repo"], spec.hub[name]
     try:
-        return Path(hf_hub_download(HUB_REPO, HUB_FILES[name], repo_type="dataset"))
+        return Path(hf_hub_download(repo, file, repo_type="dataset"))
     except Exception as err:  # offline, renamed, gated: all end the same way
+        local = spec.local or spec.code
         raise MTBenchDataError(
-            f"MT-Bench-ZH could not be loaded from the Hub ({HUB_REPO}/{HUB_FILES[name]}: "
+            f"{spec.name} MT-Bench questions could not be loaded from the Hub ({repo}/{file}: "
             f"{type(err).__name__}: {err}). Point at a local copy instead, with "
             f'{ENV_DIR}=DIR or lm_eval --metadata \'{{"{METADATA_DIR}": "DIR"}}\', where '
-            "DIR/zh/question.jsonl and DIR/zh/reference_answer/gpt-4.jsonl exist."
+            f"DIR/{local}/question.jsonl (and DIR/{local}/reference_answer/gpt-4.jsonl) exist."
         ) from err
 
 
 def _sources(root: Path | None, lang: str) -> tuple[Path, Path | None, Path | None]:
-    """(question file, the language's reference answers, English reference answers)."""
+    """(question file, the language's reference answers, English reference answers).
+
+    In order: the language's folder under the local MT-Bench directory, the
+    spec's own question file, the spec's Hub dataset (only without a local directory).
+    """
+    try:
+        spec = language_spec.get(lang)
+    except language_spec.LanguageSpecError as err:
+        raise MTBenchDataError(str(err)) from None
     en = root / "en" / "reference_answer" / "gpt-4.jsonl" if root else None
     en = en if en and en.is_file() and lang != "en" else None
-    local = root / lang if root else None
+    local = root / (spec.local or lang) if root else None
     if local and (local / "question.jsonl").is_file():
         own = local / "reference_answer" / "gpt-4.jsonl"
         return local / "question.jsonl", own if own.is_file() else None, en
-    if lang == "zh":
-        if root is not None:
-            raise MTBenchDataError(f"{root}/zh/question.jsonl not found (MT-Bench-ZH layout)")
-        return _hub_file("question"), _hub_file("reference"), None
-    if lang == "tr":
-        packaged = PACKAGE_DIR / "tr" / "question.jsonl"
-        if not packaged.is_file():
-            raise MTBenchDataError(f"{packaged} is missing: reinstall langadapt")
-        return packaged, None, en
-    raise MTBenchDataError(f"unknown MT-Bench language {lang!r}; known: {LANGS}")
+    if spec.file is not None:
+        if not spec.file.is_file():
+            raise MTBenchDataError(f"{spec.file} is missing: reinstall langadapt")
+        own = spec.file.parent / "reference_answer" / "gpt-4.jsonl"
+        return spec.file, own if own.is_file() else None, en
+    if root is not None or not spec.hub:
+        where = f"{root}/{spec.local or lang}" if root else f"{spec.path}: no question source"
+        raise MTBenchDataError(f"{where}/question.jsonl not found (MT-Bench layout)")
+    reference = _hub_file(spec, "reference") if spec.hub.get("reference") else None
+    return _hub_file(spec, "question"), reference, None
 
 
 @functools.cache

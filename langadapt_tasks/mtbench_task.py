@@ -40,14 +40,12 @@ from langadapt_tasks.judge.engine import (
 )
 from langadapt_tasks.judge.lmeval_paths import samples_dir
 from langadapt_tasks.judge.rubrics import JudgeItem
+from langadapt_tasks.language_spec import builtin_specs, register
 
 log = logging.getLogger(__name__)
 
-SYSTEM_PROMPTS = {
-    # The study's system prompt.
-    "zh": "你是一个乐于助人的助手,用中文回答问题,字数不超过300字",
-    "tr": "Sen yardımsever bir asistansın. Soruları Türkçe yanıtla ve 300 kelimeyi aşma.",
-}
+# The study's system prompts, from the shipped language specs (languages/<code>.yaml).
+SYSTEM_PROMPTS = {code: spec.system_prompt for code, spec in builtin_specs().items()}
 
 
 class _RunState:
@@ -76,13 +74,20 @@ def _settings() -> judge_settings.JudgeSettings:
 
 
 def load_docs(
-    mtbench_lang: str, mtbench_category: str, mtbench_turn: int = 1, **metadata: Any
+    mtbench_lang: str,
+    mtbench_category: str,
+    mtbench_turn: int = 1,
+    mtbench_spec: str | None = None,
+    **metadata: Any,
 ) -> datasets.DatasetDict:
     """lm-eval ``custom_dataset`` hook: one category of one language and turn.
 
     Runs when the task is built, before any generation, so a missing judge
-    configuration or missing turn-1 answers stop the run here.
+    configuration or missing turn-1 answers stop the run here. ``mtbench_spec``:
+    the spec file of a language of your own (generated YAMLs pass it).
     """
+    if mtbench_spec:
+        register(mtbench_spec)
     settings = judge_settings.resolve(metadata)
     judge_settings.require_configured(settings)
     STATE.settings = settings
@@ -130,6 +135,7 @@ def load_docs(
             "turns": q["turns"],
             "reference": q["reference"],
             "answer_1": answers.get(q["question_id"], ""),
+            **({"spec": str(mtbench_spec)} if mtbench_spec else {}),
         }
         for q in questions
     ]

@@ -1,13 +1,20 @@
-"""The MT-Bench task YAMLs (``task_yamls/mtbench/``), written by ``langadapt generate-yamls``.
+"""The MT-Bench task YAMLs, generated from language specs.
 
-Per language and turn: one task per MT-Bench category and a group over them,
-so lm-eval's table shows each category and the language's mean.
+``langadapt generate-yamls`` writes the shipped languages (``languages/*.yaml``)
+to ``task_yamls/mtbench/``; ``langadapt language-yamls SPEC --out DIR`` writes a
+language of your own to ``DIR`` (for ``lm_eval --include_path DIR``). Per language
+and turn: one task per MT-Bench category and a group over them, so lm-eval's
+table shows each category and the language's mean.
 """
 
 from __future__ import annotations
 
-from langadapt_tasks.mtbench_data import CATEGORIES, LANGS
-from langadapt_tasks.mtbench_task import SYSTEM_PROMPTS, group_name
+import shutil
+from pathlib import Path
+
+from langadapt_tasks.language_spec import LanguageSpec, builtin_specs, parse_spec
+from langadapt_tasks.mtbench_data import CATEGORIES
+from langadapt_tasks.mtbench_task import group_name
 
 # lm-eval can only average across a group's tasks; judge_unscored is a count, so it is
 # reported per category (and in the log and the verdict file per language).
@@ -15,30 +22,76 @@ AGGREGATES = [
     {"metric": m, "aggregation": "mean", "weight_by_size": True}
     for m in ("judge_score", "lang_fidelity")
 ]
+SHARED = ("_mtbench_turn1_yaml", "_mtbench_turn2_yaml")
+
+
+def language_configs(
+    spec: LanguageSpec, categories: tuple[str, ...] = CATEGORIES
+) -> dict[str, dict]:
+    """File name -> YAML content for one language's category tasks and groups."""
+    files: dict[str, dict] = {}
+    lang = spec.code
+    for turn in (1, 2):
+        group = group_name(lang, turn)
+        for category in categories:
+            kwargs: dict[str, object] = {
+                "mtbench_lang": lang,
+                "mtbench_category": category,
+                "mtbench_turn": turn,
+            }
+            if not spec.builtin:
+                kwargs["mtbench_spec"] = str(spec.path)
+            files[f"{group}_{category}.yaml"] = {
+                "include": SHARED[turn - 1],
+                "task": f"{group}_{category}",
+                "task_alias": category,
+                "dataset_kwargs": kwargs,
+                "description": spec.system_prompt + "\n\n",
+            }
+        files[f"_{group}.yaml"] = {
+            "group": group,
+            "task": [f"{group}_{c}" for c in categories],
+            "aggregate_metric_list": AGGREGATES,
+            "metadata": {"version": 1.0},
+        }
+    return files
 
 
 def mtbench_configs() -> dict[str, dict]:
-    """File name -> YAML content for the MT-Bench category tasks and groups."""
+    """File name -> YAML content for the shipped languages."""
     files: dict[str, dict] = {}
-    for lang in LANGS:
-        for turn in (1, 2):
-            group = group_name(lang, turn)
-            for category in CATEGORIES:
-                files[f"{group}_{category}.yaml"] = {
-                    "include": "_mtbench_turn1_yaml" if turn == 1 else "_mtbench_turn2_yaml",
-                    "task": f"{group}_{category}",
-                    "task_alias": category,
-                    "dataset_kwargs": {
-                        "mtbench_lang": lang,
-                        "mtbench_category": category,
-                        "mtbench_turn": turn,
-                    },
-                    "description": SYSTEM_PROMPTS[lang] + "\n\n",
-                }
-            files[f"_{group}.yaml"] = {
-                "group": group,
-                "task": [f"{group}_{c}" for c in CATEGORIES],
-                "aggregate_metric_list": AGGREGATES,
-                "metadata": {"version": 1.0},
-            }
+    for spec in builtin_specs().values():
+        files.update(language_configs(spec))
     return files
+
+
+def write_language(spec_path: Path, out: Path) -> list[Path]:
+    """Write a user-defined language's task YAMLs (and the shared templates) to ``out``."""
+    from langadapt_tasks.language_spec import LanguageSpecError
+    from langadapt_tasks.paths import task_dir
+    from langadapt_tasks.yaml_gen import render
+
+    spec = parse_spec(spec_path)
+    if spec.code in builtin_specs():
+        raise LanguageSpecError(
+            f"{spec.path}: {spec.code!r} is a shipped language; pick another code"
+        )
+    for path in [*spec.judge_templates.values(), *([spec.file] if spec.file else [])]:
+        if "TODO" in path.read_text(encoding="utf-8"):
+            raise LanguageSpecError(f"{path} still says TODO; fill it in first")
+    categories = CATEGORIES
+    if spec.file:  # fail now, not in the middle of an lm_eval run
+        from langadapt_tasks.mtbench_data import read_questions
+
+        present = {q["category"] for q in read_questions(spec.file)}
+        # A few questions are enough to start: tasks only for the categories present.
+        categories = tuple(c for c in CATEGORIES if c in present)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in SHARED:  # the includes resolve relative to the generated files
+        written.append(Path(shutil.copyfile(task_dir() / "mtbench" / name, out / name)))
+    for name, config in language_configs(spec, categories).items():
+        path = out / name
+        path.write_text(render(config), encoding="utf-8")
+        written.append(path)
+    return written

@@ -20,6 +20,9 @@ def test_lm_eval_lists_the_tasks_without_include_path() -> None:
         "cmmlu_langadapt_stem",
         "cmmlu_langadapt_china_specific",
         "cmmlu_langadapt_arts",
+        "mtbench_langadapt_zh",
+        "mtbench_langadapt_tr",
+        "mtbench_langadapt_tr_mt",
     ):
         assert f"|{name} " in proc.stdout
 
@@ -27,7 +30,10 @@ def test_lm_eval_lists_the_tasks_without_include_path() -> None:
 def test_installed_yamls_belong_to_langadapt_not_lm_eval() -> None:
     # pip removes only the files in a distribution's RECORD: reinstalling or
     # upgrading lm-eval leaves langadapt's YAMLs in place.
-    ours = {str(f) for f in importlib.metadata.distribution("langadapt").files or []}
+    # The installed distribution (a source checkout may also hold a langadapt.egg-info).
+    ours = {
+        str(f) for d in importlib.metadata.distributions(name="langadapt") for f in d.files or []
+    }
     theirs = {str(f) for f in importlib.metadata.distribution("lm_eval").files or []}
     yaml = "lm_eval/tasks/langadapt/cmmlu/_cmmlu_langadapt.yaml"
     assert yaml in ours and yaml not in theirs

@@ -10,6 +10,7 @@ at least what ``Retry-After`` (or ``retry-after-ms``) asks. Other errors (401,
 from __future__ import annotations
 
 import email.utils
+import functools
 import json
 import logging
 import random
@@ -43,7 +44,32 @@ class JudgeCallError(RuntimeError):
     """The judge endpoint failed for good (after retries, or a non-retryable error)."""
 
 
+@functools.cache
+def _build_response_models() -> None:
+    """Build the chat-completion response models once, before the judge threads start.
+
+    openai's pydantic models are built on first use, and concurrent first uses can
+    race (a call then fails with "BaseModel cannot be instantiated directly").
+    """
+    from openai.types.chat import ChatCompletion
+
+    reply = {"role": "assistant", "content": "1"}
+    sample = {
+        "id": "warm-up",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "judge",
+        "choices": [{"index": 0, "finish_reason": "stop", "message": reply}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }
+    try:
+        ChatCompletion.construct(**sample)
+    except Exception:  # only a warm-up; the real call reports real problems
+        log.debug("warming up the openai response models failed", exc_info=True)
+
+
 def make_client(settings: JudgeSettings) -> openai.OpenAI:
+    _build_response_models()
     return openai.OpenAI(
         api_key=settings.api_key or "not-needed",  # local servers often take any key
         base_url=settings.base_url,

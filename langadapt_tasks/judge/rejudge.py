@@ -19,6 +19,7 @@ from langadapt_tasks.fidelity import fidelity
 from langadapt_tasks.judge.engine import judge_items, summarize, verdict_rows, write_jsonl
 from langadapt_tasks.judge.rubrics import JudgeItem
 from langadapt_tasks.judge.settings import JudgeSettings, require_configured
+from langadapt_tasks.language_spec import register
 from langadapt_tasks.mtbench_data import CATEGORIES, read_jsonl, sample_answer
 from langadapt_tasks.mtbench_task import group_name, to_item
 
@@ -50,6 +51,8 @@ def load_items(files: Sequence[Path]) -> list[tuple[JudgeItem, Path]]:
                 raise ValueError(f"{where}: not a sample of an mtbench_langadapt task")
             if answer is None:
                 raise ValueError(f"{where}: no generated answer (resps) in the sample")
+            if doc.get("spec"):  # a language of your own: its templates and fidelity
+                register(doc["spec"])
             item = to_item(doc, answer)
             items[item.id] = (item, path)
     if not items:

@@ -1,6 +1,7 @@
 """Judge prompts (jinja2 templates shipped in the package) and verdict parsing.
 
-A template is ``templates/judge/<rubric>_<lang>.j2``. It renders the judge's
+A language's spec names its template per rubric (the shipped ones are
+``templates/judge/<rubric>_<lang>.j2``). It renders the judge's
 user message from these variables:
 
 ``turn`` (1 or 2), ``questions`` (the question turns), ``answers`` (the
@@ -81,9 +82,11 @@ def answer_tag(answer: str) -> str:
 
 
 @functools.cache
-def _env() -> jinja2.Environment:
+def _env(folder: Path) -> jinja2.Environment:
+    # The language's own folder first; then the shipped templates, so that a
+    # language's template can include the shared ones (``_fastchat.j2``).
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+        loader=jinja2.FileSystemLoader([folder, TEMPLATE_DIR]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=False,
         autoescape=False,  # plain-text prompts, not HTML
@@ -91,12 +94,19 @@ def _env() -> jinja2.Environment:
 
 
 def template(rubric: str, lang: str) -> jinja2.Template:
+    """The template named for ``rubric`` in the language's spec."""
+    from langadapt_tasks.language_spec import LanguageSpecError, get
+
     try:
-        return _env().get_template(f"{rubric}_{lang}.j2")
-    except jinja2.TemplateNotFound:
+        path = get(lang).judge_templates.get(rubric)
+    except LanguageSpecError as err:
+        raise ValueError(f"no judge template for rubric {rubric!r}: {err}") from None
+    if path is None:
         raise ValueError(
-            f"no judge template for rubric {rubric!r} and language {lang!r} in {TEMPLATE_DIR}"
-        ) from None
+            f"no judge template for rubric {rubric!r} and language {lang!r} in its spec "
+            f"({get(lang).path})"
+        )
+    return _env(path.parent).get_template(path.name)
 
 
 def uses_reference(rubric: str, item: JudgeItem) -> bool:

@@ -1,0 +1,123 @@
+"""Build the whole report into one folder: report.md, report.html, report.csv, PNGs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from langadapt_tasks.mtbench_data import CATEGORIES as MT_CATEGORIES
+from langadapt_tasks.report import charts, render
+from langadapt_tasks.report.inputs import collect
+from langadapt_tasks.report.tables import (
+    CMMLU_COLUMNS,
+    Table,
+    cmmlu_tables,
+    delta_table,
+    mtbench_groups,
+    mtbench_table,
+)
+
+
+def build_report(
+    inputs: list[Path],
+    out: Path,
+    *,
+    names: list[str] | None = None,
+    baseline: str | None = None,
+    title: str = "langadapt report",
+    metric: str = "acc",
+) -> dict[str, Any]:
+    """Write the report under ``out``; return what was written and the notes.
+
+    Raises ``ValueError`` only when nothing usable is left (the notes say why).
+    """
+    models, notes = collect(inputs, names)
+    if not models:
+        raise ValueError(
+            "no CMMLU or MT-Bench results to report:\n  " + "\n  ".join(notes or ["no inputs"])
+        )
+    if baseline is None:
+        baseline = next(iter(models))
+    elif baseline not in models:
+        raise ValueError(f"--baseline {baseline!r} is none of the models: {', '.join(models)}")
+
+    sections: list[tuple[str, list[Table]]] = []
+    cmmlu = cmmlu_tables(models, metric)
+    mt = [mtbench_table(models, g) for g in mtbench_groups(models)]
+    mt = [t for t in mt if t.rows]
+    if cmmlu:
+        sections.append(("CMMLU", cmmlu))
+    if mt:
+        sections.append(("MT-Bench", mt))
+    deltas = [d for t in [*cmmlu, *mt] if (d := delta_table(t, baseline)) is not None]
+    if deltas:
+        sections.append((f"Differences to the baseline ({baseline})", deltas))
+    for name in models:
+        if cmmlu and not any(name in t.rows for t in cmmlu):
+            notes.append(f"{name}: no CMMLU results among the inputs")
+        if mt and not any(name in t.rows for t in mt):
+            notes.append(f"{name}: no MT-Bench results among the inputs")
+
+    out.mkdir(parents=True, exist_ok=True)
+    pngs: list[Path] = []
+    if cmmlu:
+        pngs.append(charts.bars(cmmlu, CMMLU_COLUMNS, "accuracy (%)", out / "cmmlu.png"))
+    for table in mt:
+        if any(c.value is not None for cells in table.rows.values() for c in cells[:8]):
+            cats = list(MT_CATEGORIES)
+            pngs.append(
+                charts.bars([table], [*cats, "mean"], "judge score", out / f"{table.key}.png")
+            )
+            pngs.append(charts.radar(table, cats, out / f"{table.key}_radar.png"))
+        else:
+            table.notes.append("not judged: no score charts")
+    fidelity = [t for t in mt if any(cells[-1].value is not None for cells in t.rows.values())]
+    if fidelity:
+        merged = Table(
+            "fidelity",
+            "Language fidelity (% of answer letters in the language)",
+            [t.title.removeprefix("MT-Bench, ") for t in fidelity],
+            ["pct"] * len(fidelity),
+        )
+        for name in models:
+            merged.rows[name] = [
+                t.rows[name][-1] if name in t.rows else render.Cell(None) for t in fidelity
+            ]
+        pngs.append(
+            charts.bars([merged], merged.columns, "fidelity (%)", out / "fidelity.png", 100)
+        )
+
+    tables = [t for _, ts in sections for t in ts]
+    files = {
+        "markdown": out / "report.md",
+        "html": out / "report.html",
+        "csv": out / "report.csv",
+        "json": out / "report.json",
+    }
+    runs = [
+        f"{name}: "
+        + "; ".join(f"{r.path.name} in {r.path.parent}" for r in model.runs)
+        + (" (baseline)" if name == baseline else "")
+        for name, model in models.items()
+    ]
+    files["markdown"].write_text(
+        render.markdown(title, sections, pngs, notes, runs), encoding="utf-8"
+    )
+    files["html"].write_text(render.html_page(title, sections, pngs, notes, runs), encoding="utf-8")
+    files["csv"].write_text(render.csv_text(tables), encoding="utf-8")
+    data = {
+        "models": list(models),
+        "baseline": baseline,
+        "tables": [asdict(t) for t in tables],
+        "notes": notes,
+    }
+    files["json"].write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+    return {
+        "models": list(models),
+        "baseline": baseline,
+        "files": [str(p) for p in [*files.values(), *pngs]],
+        "notes": notes,
+        "markdown": files["markdown"].read_text(encoding="utf-8"),
+    }

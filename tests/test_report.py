@@ -1,0 +1,187 @@
+"""``langadapt report`` over real lm_eval runs of SmolLM2 (base and a LoRA) and bad inputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import lm_eval_bin, run_cli
+from judge_server import JudgeServer, Reply
+
+from langadapt_tasks.cli import main
+from langadapt_tasks.report import build_report
+from langadapt_tasks.report.inputs import model_name
+
+TASKS = "cmmlu_langadapt_humanities,mtbench_langadapt_zh_writing,mtbench_langadapt_tr_math"
+BASE = "SmolLM2-135M-Instruct"
+LORA = f"{BASE} + zh-r4"
+
+
+@pytest.fixture(scope="module")
+def runs(
+    smollm2_dir: Path, cmmlu_dir: Path, mt_bench_dir: Path, tmp_path_factory
+) -> Iterator[dict[str, Path]]:
+    """lm_eval output folders of the base model and of the base model with a LoRA adapter."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    root = tmp_path_factory.mktemp("report")
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(smollm2_dir)
+    config = LoraConfig(
+        r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False
+    )
+    adapter = root / "zh-r4"
+    get_peft_model(model, config).save_pretrained(adapter)
+    server = JudgeServer().start()
+    server.responder = lambda body, n: Reply("4" if n % 3 else "2")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LANGADAPT_"))}
+    env.update(
+        OPENAI_API_KEY="sk-test",
+        OPENAI_BASE_URL=server.base_url,
+        LANGADAPT_CMMLU_DIR=str(cmmlu_dir),
+        LANGADAPT_MTBENCH_DIR=str(mt_bench_dir),
+        LANGADAPT_JUDGE_CACHE=str(root / "cache.sqlite"),
+        HF_HUB_OFFLINE="1",
+        OMP_NUM_THREADS="1",
+        TOKENIZERS_PARALLELISM="false",
+    )
+    out = {}
+    try:
+        for label, extra in (("base", ""), ("lora", f",peft={adapter}")):
+            out[label] = root / label
+            args = [
+                lm_eval_bin(),
+                "--model",
+                "hf",
+                "--model_args",
+                f"pretrained={smollm2_dir}{extra}",
+            ]
+            args += ["--tasks", TASKS, "--limit", "1", "--num_fewshot", "0", "--batch_size", "1"]
+            args += [
+                "--gen_kwargs",
+                "max_gen_toks=8",
+                "--log_samples",
+                "--output_path",
+                str(out[label]),
+            ]
+            proc = run_cli(args, env=env, timeout=600)
+            assert proc.returncode == 0, proc.stderr[-3000:]
+        yield out
+    finally:
+        server.stop()
+
+
+pytestmark = pytest.mark.slow
+
+
+def test_report_of_base_and_adapter(runs: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    proc = run_cli(["langadapt", "report", str(runs["base"]), str(runs["lora"]), "--out", str(out)])
+    assert proc.returncode == 0, proc.stderr
+    md = (out / "report.md").read_text(encoding="utf-8")
+    # Models named from their model args: base, and base + adapter folder.
+    assert f"| {BASE} |" in md and f"| {LORA} |" in md
+    assert "lm-eval groups — size-weighted" in md and "leaderboard — unweighted" in md
+    # Only Humanities ran: the other categories are empty, and the leaderboard's
+    # Humanities (which also counts China-specific subjects) is marked partial.
+    assert "| – |" in md and "(11/" in md
+    assert "MT-Bench, language zh — judge scale 1–5" in md
+    assert "MT-Bench, language tr — judge scale 1–5" in md
+    assert f"Δ vs {BASE}" in md
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert html.count("data:image/png;base64,") == len(list(out.glob("*.png"))) >= 5
+    assert "<img" in html and 'src="' not in html.replace('src="data:', "")  # self-contained
+    rows = list(csv.DictReader((out / "report.csv").open(encoding="utf-8")))
+    hum = [r for r in rows if r["table"] == "cmmlu_lm_eval" and r["column"] == "Humanities"]
+    assert {r["model"] for r in hum} == {BASE, LORA}
+    assert all(0 <= float(r["value"]) <= 1 for r in hum)
+    for name in ("cmmlu.png", "mtbench_zh.png", "mtbench_zh_radar.png", "fidelity.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+    data = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert data["baseline"] == BASE and data["models"] == [BASE, LORA]
+
+
+def test_names_baseline_and_two_runs_of_one_model(runs: dict[str, Path], tmp_path: Path) -> None:
+    again = tmp_path / "base-again"
+    shutil.copytree(runs["base"], again)
+    report = build_report([runs["base"], again], tmp_path / "r1")
+    assert report["models"] == [BASE]
+    assert any("two runs of the same model" in n for n in report["notes"])
+    assert "two runs of the same model" in (tmp_path / "r1" / "report.md").read_text("utf-8")
+    # Named apart, they are two rows; the baseline is chosen by name.
+    report = build_report(
+        [runs["base"], again, runs["lora"]],
+        tmp_path / "r2",
+        names=["base", "base (rerun)", "zh LoRA"],
+        baseline="zh LoRA",
+    )
+    assert report["models"] == ["base", "base (rerun)", "zh LoRA"]
+    assert not report["notes"]
+    md = (tmp_path / "r2" / "report.md").read_text(encoding="utf-8")
+    assert "Δ vs zh LoRA" in md and "| base (rerun) |" in md
+    report = build_report([runs["lora"]], tmp_path / "r3", names=[f"{LORA}=adapted"])
+    assert report["models"] == ["adapted"]
+
+
+def test_bad_inputs_are_explained(runs: dict[str, Path], tmp_path: Path, capsys) -> None:
+    other = tmp_path / "other" / "results_2026-01-01T00-00-00.json"
+    other.parent.mkdir()
+    other.write_text(json.dumps({"results": {"arc_easy": {"acc,none": 0.5}}}), encoding="utf-8")
+    broken = tmp_path / "results_broken.json"
+    broken.write_text("{not json", encoding="utf-8")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    args = [str(runs["base"]), str(other), str(broken), str(empty), str(tmp_path / "missing")]
+    assert main(["report", *args, "--out", str(tmp_path / "r")]) == 0
+    err = capsys.readouterr().err
+    assert "results of other tasks (arc_easy)" in err and "not JSON" in err
+    assert "no lm-eval results_*.json" in err and "no such file or directory" in err
+    md = (tmp_path / "r" / "report.md").read_text(encoding="utf-8")
+    assert "Inputs not used or ambiguous" in md and "arc_easy" in md
+    # Nothing usable: an error that lists why, not a traceback.
+    assert main(["report", str(other), str(broken), "--out", str(tmp_path / "r0")]) == 2
+    err = capsys.readouterr().err
+    assert "no CMMLU or MT-Bench results" in err and "arc_easy" in err
+    assert main(["report", str(runs["base"]), "--baseline", "nope", "--out", str(tmp_path)]) == 2
+    assert f"none of the models: {BASE}" in capsys.readouterr().err
+    assert main(["report", str(runs["base"]), "--name", "a", "--name", "b"]) == 2
+
+
+def test_mixed_judge_scales_are_flagged(runs: dict[str, Path], tmp_path: Path) -> None:
+    lora = tmp_path / "lora"
+    shutil.copytree(runs["lora"], lora)
+    verdicts = sorted(lora.rglob("judge_mtbench_langadapt_zh_2*.jsonl"))[-1]
+    rows = [json.loads(line) for line in verdicts.read_text(encoding="utf-8").splitlines()]
+    for row in rows:  # as if re-judged with `langadapt judge --rubric fastchat`
+        row["judge"]["rubric"], row["score"] = "fastchat", 8.0
+    newer = verdicts.with_name("judge_mtbench_langadapt_zh_2099-01-01T00-00-00.jsonl")
+    newer.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    build_report([runs["base"], lora], tmp_path / "r")
+    md = (tmp_path / "r" / "report.md").read_text(encoding="utf-8")
+    assert "different scales" in md and "not comparable" in md
+    assert "1 older verdict file(s) ignored" in md
+
+
+def test_stderr_and_partial_categories_from_a_crafted_file(tmp_path: Path) -> None:
+    table = {
+        "cmmlu_langadapt_arts": {"acc,none": 0.5, "acc_stderr,none": 0.3},
+        "cmmlu_langadapt_chinese_history": {"acc,none": 0.25, "acc_stderr,none": 0.4},
+        "cmmlu_langadapt_humanities": {"acc,none": 0.4, "acc_stderr,none": 0.1},
+    }
+    data = {"results": table, "config": {"model_args": "pretrained=org/Model-7B,peft=out/zh/final"}}
+    assert model_name(data) == "Model-7B + zh/final"
+    path = tmp_path / "results_2026-01-01T00-00-00.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    report = build_report([path], tmp_path / "r")
+    md = report["markdown"]
+    assert "| Model-7B + zh/final | – | 40.0 ± 10.0 |" in md
+    # Leaderboard: arts and chinese_history are both Humanities subjects: mean 37.5,
+    # stderr sqrt(.3² + .4²) / 2 = 25.0.
+    assert "37.5 ± 25.0 (2/" in md
