@@ -17,13 +17,13 @@ from __future__ import annotations
 import csv
 import functools
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import datasets
 
 from langadapt_tasks.cmmlu_subjects import SUBJECTS
+from langadapt_tasks.paths import local_dir
 
 ENV_DIR = "LANGADAPT_CMMLU_DIR"
 METADATA_DIR = "cmmlu_dir"
@@ -109,14 +109,7 @@ def _from_hub(subject: str) -> datasets.DatasetDict:
 
 def data_dir(metadata: dict[str, Any] | None = None) -> Path | None:
     """The local CMMLU directory chosen by task metadata or environment, if any."""
-    value = (metadata or {}).get(METADATA_DIR) or os.environ.get(ENV_DIR)
-    if not value:
-        return None
-    root = Path(value).expanduser()
-    if not root.is_dir():
-        source = f"--metadata {METADATA_DIR}" if (metadata or {}).get(METADATA_DIR) else ENV_DIR
-        raise CMMLUDataError(f"{source}={value}: no such directory")
-    return root
+    return local_dir(metadata, METADATA_DIR, ENV_DIR, CMMLUDataError)
 
 
 @functools.cache

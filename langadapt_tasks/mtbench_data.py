@@ -28,6 +28,7 @@ from typing import Any
 
 from langadapt_tasks import language_spec
 from langadapt_tasks.language_spec import LanguageSpec
+from langadapt_tasks.paths import local_dir
 
 ENV_DIR = "LANGADAPT_MTBENCH_DIR"
 METADATA_DIR = "mtbench_dir"
@@ -115,14 +116,7 @@ def read_references(path: Path) -> dict[int, list[str]]:
 
 def data_dir(metadata: dict[str, Any] | None = None) -> Path | None:
     """The local MT-Bench directory chosen by task metadata or environment, if any."""
-    value = (metadata or {}).get(METADATA_DIR) or os.environ.get(ENV_DIR)
-    if not value:
-        return None
-    root = Path(value).expanduser()
-    if not root.is_dir():
-        source = f"--metadata {METADATA_DIR}" if (metadata or {}).get(METADATA_DIR) else ENV_DIR
-        raise MTBenchDataError(f"{source}={value}: no such directory")
-    return root
+    return local_dir(metadata, METADATA_DIR, ENV_DIR, MTBenchDataError)
 
 
 def _hub_file(spec: LanguageSpec, name: str) -> Path:

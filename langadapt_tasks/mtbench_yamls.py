@@ -15,6 +15,7 @@ from pathlib import Path
 from langadapt_tasks.language_spec import LanguageSpec, builtin_specs, parse_spec
 from langadapt_tasks.mtbench_data import CATEGORIES
 from langadapt_tasks.mtbench_task import group_name
+from langadapt_tasks.yaml_gen import group_config
 
 # lm-eval can only average across a group's tasks; judge_unscored is a count, so it is
 # reported per category (and in the log and the verdict file per language).
@@ -48,12 +49,9 @@ def language_configs(
                 "dataset_kwargs": kwargs,
                 "description": spec.system_prompt + "\n\n",
             }
-        files[f"_{group}.yaml"] = {
-            "group": group,
-            "task": [f"{group}_{c}" for c in categories],
-            "aggregate_metric_list": AGGREGATES,
-            "metadata": {"version": 1.0},
-        }
+        files[f"_{group}.yaml"] = group_config(
+            group, [f"{group}_{c}" for c in categories], AGGREGATES
+        )
     return files
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 SOURCE_TASK_DIR = Path(__file__).resolve().parent.parent / "task_yamls"
 
@@ -38,3 +39,21 @@ def home() -> Path:
         return Path(os.environ["LANGADAPT_HOME"]).expanduser()
     cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(cache).expanduser() / "langadapt"
+
+
+def local_dir(
+    metadata: dict[str, Any] | None, key: str, env: str, error: type[Exception]
+) -> Path | None:
+    """A local data directory from task metadata ``key`` or environment ``env``, if set.
+
+    A value that is not a directory raises ``error`` naming where it came from.
+    """
+    from_metadata = (metadata or {}).get(key)
+    value = from_metadata or os.environ.get(env)
+    if not value:
+        return None
+    root = Path(value).expanduser()
+    if not root.is_dir():
+        source = f"--metadata {key}" if from_metadata else env
+        raise error(f"{source}={value}: no such directory")
+    return root

@@ -21,6 +21,21 @@ AGGREGATES = [
 ]
 
 
+def group_config(
+    name: str, tasks: list[str], aggregates: list[dict], alias: str | None = None
+) -> dict:
+    """An lm-eval group YAML: its tasks and how their metrics are aggregated."""
+    config: dict = {"group": name}
+    if alias is not None:
+        config["group_alias"] = alias
+    return {
+        **config,
+        "task": tasks,
+        "aggregate_metric_list": aggregates,
+        "metadata": {"version": 1.0},
+    }
+
+
 def cmmlu_task_name(subject: str) -> str:
     return f"{CMMLU_GROUP}_{subject}"
 
@@ -37,19 +52,15 @@ def cmmlu_configs() -> dict[str, dict]:
             "description": PROMPT_HEADER.format(subject=subject.name_zh),
         }
     for category in CATEGORIES:
-        files[f"_{CMMLU_GROUP}_{category}.yaml"] = {
-            "group": f"{CMMLU_GROUP}_{category}",
-            "group_alias": category,
-            "task": [cmmlu_task_name(s) for s in subjects_in(category)],
-            "aggregate_metric_list": AGGREGATES,
-            "metadata": {"version": 1.0},
-        }
-    files[f"_{CMMLU_GROUP}.yaml"] = {
-        "group": CMMLU_GROUP,
-        "task": [f"{CMMLU_GROUP}_{c}" for c in CATEGORIES],
-        "aggregate_metric_list": AGGREGATES,
-        "metadata": {"version": 1.0},
-    }
+        files[f"_{CMMLU_GROUP}_{category}.yaml"] = group_config(
+            f"{CMMLU_GROUP}_{category}",
+            [cmmlu_task_name(s) for s in subjects_in(category)],
+            AGGREGATES,
+            alias=category,
+        )
+    files[f"_{CMMLU_GROUP}.yaml"] = group_config(
+        CMMLU_GROUP, [f"{CMMLU_GROUP}_{c}" for c in CATEGORIES], AGGREGATES
+    )
     return files
 
 
