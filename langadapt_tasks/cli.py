@@ -80,11 +80,20 @@ def _cmd_new_language(args: argparse.Namespace) -> int:
 
 
 def _cmd_language_yamls(args: argparse.Namespace) -> int:
+    from langadapt_tasks.language_spec import parse_spec
+    from langadapt_tasks.mtbench_task import group_name
     from langadapt_tasks.mtbench_yamls import write_language
 
     out = args.out or args.spec.parent / "tasks"
     written = write_language(args.spec, out)
-    print(f"wrote {len(written)} files under {out}; run lm_eval --include_path {out}")
+    for path in written:
+        print(path)
+    spec = parse_spec(args.spec)  # the language's tasks: MT-Bench turns 1 and 2, multiple choice
+    tasks = [group_name(spec.code, 1), group_name(spec.code, 2), *filter(None, [spec.mc_task])]
+    print(
+        f"wrote {len(written)} files under {out}; run lm_eval --include_path {out} "
+        f"--tasks {','.join(tasks)}"
+    )
     return 0
 
 
@@ -94,6 +103,8 @@ def _cmd_study(args: argparse.Namespace) -> int:
 
     steps = [s.strip() for s in args.steps.split(",") if s.strip()]
     report = run_study(load(args.config), steps)
+    if report:  # the tables, as lm_eval prints its own at the end of a run
+        print("\n" + report["markdown"])
     for note in (report or {}).get("notes", []):
         print(f"note: {note}", file=sys.stderr)
     return 0
@@ -186,7 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite existing files")
     p.set_defaults(func=_cmd_new_language)
 
-    p = sub.add_parser("language-yamls", help="generate the MT-Bench task YAMLs of a language spec")
+    p = sub.add_parser(
+        "language-yamls",
+        help="generate the task YAMLs of a language spec (MT-Bench, its own multiple choice)",
+    )
     p.add_argument("spec", type=Path, help="the language.yaml")
     p.add_argument("--out", type=Path, default=None, help="folder to write (<spec folder>/tasks)")
     p.set_defaults(func=_cmd_language_yamls)

@@ -33,9 +33,18 @@ questions:
   # under the MT-Bench directory (LANGADAPT_MTBENCH_DIR), which wins when present.
   local: {code}
   file: question.jsonl
-# Optional: the language's multiple-choice knowledge task (any lm-eval task or group),
-# used by `langadapt study`. TODO: set it or delete the line.
-# multiple_choice: TODO
+# Optional: the language's multiple-choice knowledge task. TODO: uncomment one form or
+# delete these lines. Either the name of an existing lm-eval task or group:
+# multiple_choice: TODO_task_name
+# or your own questions, from which language-yamls writes the task mc_langadapt_{code}:
+# multiple_choice:
+#   test: mc/test.jsonl   # TODO: rows {{"question": "...", "A": "...", "B": "...", "C": "...",
+#                         #   "D": "...", "answer": "B"}} (.jsonl, .json or .csv)
+#   dev: mc/dev.jsonl     # optional: few-shot examples, same columns
+#   choices: [A, B, C, D] # the answer letters, also the columns of the choice texts
+#   description: "TODO ({name}): The following are multiple choice questions."
+#   answer_label: "TODO ({name}): Answer:"  # after the choices, before the letter
+#   num_fewshot: 5        # default 5 with dev, else 0
 """
 
 PAPER = """\

@@ -4,7 +4,8 @@
 to ``task_yamls/mtbench/``; ``langadapt language-yamls SPEC --out DIR`` writes a
 language of your own to ``DIR`` (for ``lm_eval --include_path DIR``). Per language
 and turn: one task per MT-Bench category and a group over them, so lm-eval's
-table shows each category and the language's mean.
+table shows each category and the language's mean. A spec that describes its own
+multiple-choice questions also gets ``mc_langadapt_<code>`` (see mc_yamls).
 """
 
 from __future__ import annotations
@@ -64,8 +65,12 @@ def mtbench_configs() -> dict[str, dict]:
 
 
 def write_language(spec_path: Path, out: Path) -> list[Path]:
-    """Write a user-defined language's task YAMLs (and the shared templates) to ``out``."""
+    """Write a user-defined language's task YAMLs (and the shared templates) to ``out``.
+
+    With a ``multiple_choice`` mapping, also its multiple-choice task (rows checked first).
+    """
     from langadapt_tasks.language_spec import LanguageSpecError
+    from langadapt_tasks.mc_yamls import mc_configs
     from langadapt_tasks.paths import task_dir
     from langadapt_tasks.yaml_gen import render
 
@@ -84,11 +89,12 @@ def write_language(spec_path: Path, out: Path) -> list[Path]:
         present = {q["category"] for q in read_questions(spec.file)}
         # A few questions are enough to start: tasks only for the categories present.
         categories = tuple(c for c in CATEGORIES if c in present)
+    configs = {**language_configs(spec, categories), **mc_configs(spec)}
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name in SHARED:  # the includes resolve relative to the generated files
         written.append(Path(shutil.copyfile(task_dir() / "mtbench" / name, out / name)))
-    for name, config in language_configs(spec, categories).items():
+    for name, config in configs.items():
         path = out / name
         path.write_text(render(config), encoding="utf-8")
         written.append(path)

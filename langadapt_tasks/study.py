@@ -58,7 +58,7 @@ def environment(cfg: StudyConfig, base: str) -> dict[str, str]:
     if cfg.base_model == "smollm2":  # what the SmolLM2 training configs refer to
         env.setdefault("SMOLLM2_DIR", base)
     if cfg.data_dir is not None:
-        env.setdefault("DATA_DIR", str(cfg.data_dir))
+        env["DATA_DIR"] = str(cfg.data_dir)  # absolute: training configs resolve it too
         for var, sub in (("LANGADAPT_CMMLU_DIR", "cmmlu"), ("LANGADAPT_MTBENCH_DIR", "mt_bench")):
             if (cfg.data_dir / sub).is_dir():
                 env.setdefault(var, str(cfg.data_dir / sub))

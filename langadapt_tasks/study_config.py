@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 STEPS = ("train", "evaluate", "judge", "report")
-_VAR = re.compile(r"\$\{(\w+)\}")
+_VAR = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")  # ${VAR} or ${VAR:-default}
 
 
 class StudyConfigError(ValueError):
@@ -55,9 +55,15 @@ def _expand(value: Any, where: Path) -> Any:
     if isinstance(value, str):
 
         def var(m: re.Match[str]) -> str:
-            if m.group(1) not in os.environ:
-                raise StudyConfigError(f"{where}: ${{{m.group(1)}}} is not set in the environment")
-            return os.environ[m.group(1)]
+            name, default = m.group(1), m.group(2)
+            if os.environ.get(name):
+                return os.environ[name]
+            if default is not None:
+                return default
+            raise StudyConfigError(
+                f"{where}: ${{{name}}} is not set in the environment; set it or write "
+                f"${{{name}:-default}}"
+            )
 
         return _VAR.sub(var, value)
     if isinstance(value, dict):
@@ -101,10 +107,15 @@ def load(path: Path) -> StudyConfig:
     train = raw.get("train") or {}
     evaluate = raw.get("evaluate") or {}
     judge = raw.get("judge", "off")
-    if judge in (None, False) or str(judge).lower() in ("off", "false", "no"):
+    if judge in (None, False, "") or str(judge).lower() in ("off", "false", "no"):
         judge = None
+    elif judge is True or str(judge).lower() in ("on", "true", "yes"):
+        judge = {}  # on, with the LANGADAPT_JUDGE_* settings of the environment
     elif not isinstance(judge, dict):
-        raise StudyConfigError(f"{path}: 'judge' is 'off' or a mapping of judge settings")
+        raise StudyConfigError(
+            f"{path}: 'judge' is 'off', 'on' (settings from LANGADAPT_JUDGE_*) or a mapping "
+            "of judge settings"
+        )
     base = str(raw["base_model"])
     looks_local = base.startswith((".", "/", "~"))
     cfg = StudyConfig(
@@ -112,7 +123,7 @@ def load(path: Path) -> StudyConfig:
         output=_path(here, raw["output"]),
         base_model=str(_path(here, base)) if looks_local else base,
         instruct_model=raw.get("instruct_model"),
-        data_dir=_path(here, raw["data_dir"]) if raw.get("data_dir") else None,
+        data_dir=_path(here, str(raw["data_dir"])) if raw.get("data_dir") else None,
         train_config=_path(here, train["config"]) if train.get("config") else None,
         presets=list(train.get("presets") or []),
         train_overrides=dict(train.get("overrides") or {}),

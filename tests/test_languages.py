@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import sys
 from pathlib import Path
 
+import jinja2
 import pytest
+import yaml
 from conftest import lm_eval_bin, run_cli
 from judge_server import JudgeServer, prompt_of, verdict_for
 
 from langadapt_tasks import language_spec
 from langadapt_tasks.cli import main
-from langadapt_tasks.language_spec import LanguageSpecError, parse_spec
+from langadapt_tasks.language_spec import LanguageSpecError, MultipleChoice, parse_spec
 from langadapt_tasks.mtbench_task import SYSTEM_PROMPTS
+from langadapt_tasks.mtbench_yamls import write_language
 
 PIRATE_PROMPT = "Ahoy! Ye be a helpful pirate. Answer like a pirate, in under 50 words."
 PAPER = """\
@@ -40,14 +44,43 @@ QUESTIONS = [
     },
 ]
 
+# The pirates' own multiple-choice knowledge: three choices, two few-shot examples.
+MC_DESCRIPTION = "Arr, pick the right answer, matey."
+MC_COLUMNS = ("question", "A", "B", "C", "answer")
+
+
+def mc_rows(*rows: tuple[str, ...]) -> list[dict[str, str]]:
+    return [dict(zip(MC_COLUMNS, row, strict=True)) for row in rows]
+
+
+MC_DEV = mc_rows(
+    ("What flies on the mast?", "A cow", "The Jolly Roger", "Soup", "B"),
+    ("Where be the treasure?", "Under the X", "In the sky", "Nowhere", "A"),
+)
+MC_TEST = mc_rows(
+    ("What do pirates sail?", "A desk", "A cloud", "A ship", "C"),
+    ("Who steers the ship?", "The captain", "The parrot", "The fish", "A"),
+    ("What be rum?", "A rock", "A drink", "A song", "B"),
+)
+
+
+def mc_prompt(row: dict[str, str]) -> str:
+    """A row as the generated task shows it (written out here, not by the generator)."""
+    return "\n".join([row["question"], *(f"{c}. {row[c]}" for c in "ABC"), "Me answer be:"])
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
 
 def make_language(root: Path) -> Path:
-    """A language of our own: the spec, two questions and a paper-rubric template."""
+    """A language of our own: the spec, two questions, a paper-rubric template and MC rows."""
     (root / "judge").mkdir(parents=True)
     (root / "judge" / "paper.j2").write_text(PAPER, encoding="utf-8")
-    (root / "question.jsonl").write_text(
-        "".join(json.dumps(q) + "\n" for q in QUESTIONS), encoding="utf-8"
-    )
+    write_jsonl(root / "question.jsonl", QUESTIONS)
+    write_jsonl(root / "mc" / "dev.jsonl", MC_DEV)
+    write_jsonl(root / "mc" / "test.jsonl", MC_TEST)
     spec = {
         "code": "pir",
         "name": "Pirate",
@@ -55,6 +88,14 @@ def make_language(root: Path) -> Path:
         "fidelity": "en",
         "judge_templates": {"paper": "judge/paper.j2"},
         "questions": {"file": "question.jsonl"},
+        "multiple_choice": {
+            "test": "mc/test.jsonl",
+            "dev": "mc/dev.jsonl",
+            "choices": ["A", "B", "C"],
+            "description": MC_DESCRIPTION,
+            "answer_label": "Me answer be:",
+            "num_fewshot": 2,
+        },
     }
     (root / "language.yaml").write_text(json.dumps(spec), encoding="utf-8")  # JSON is YAML
     return root / "language.yaml"
@@ -65,6 +106,7 @@ def test_shipped_languages_are_specs() -> None:
     assert set(specs) == {"zh", "tr"}
     assert SYSTEM_PROMPTS["zh"] == "你是一个乐于助人的助手,用中文回答问题,字数不超过300字"
     assert specs["zh"].fidelity == "han" and specs["zh"].multiple_choice == "cmmlu_langadapt"
+    assert specs["zh"].mc_task == "cmmlu_langadapt" and specs["tr"].mc_task is None
     assert specs["tr"].file is not None and specs["tr"].file.is_file()
     for spec in specs.values():
         assert set(spec.judge_templates) == {"paper", "fastchat"}
@@ -86,9 +128,22 @@ def test_new_language_scaffold_has_todos_and_is_refused_until_filled(
     # Fill in the spec only: the paper template and the questions still say TODO.
     text = text.replace('"TODO: system prompt in German"', "Du bist ein hilfreicher Assistent.")
     (folder / "language.yaml").write_text(text, encoding="utf-8")
-    assert parse_spec(folder / "language.yaml").system_prompt.startswith("Du bist")
+    spec = parse_spec(folder / "language.yaml")
+    assert spec.system_prompt.startswith("Du bist") and spec.multiple_choice is None
     assert main(["language-yamls", str(folder / "language.yaml")]) == 2
     assert "still says TODO" in capsys.readouterr().err
+    # The commented multiple-choice mapping, uncommented: its TODOs are refused until filled.
+    head, mapping = text.split("# multiple_choice:\n")
+    text = head + "multiple_choice:\n" + mapping.removeprefix("#").replace("\n#", "\n")
+    (folder / "language.yaml").write_text(text, encoding="utf-8")
+    write_jsonl(folder / "mc" / "test.jsonl", MC_TEST)
+    write_jsonl(folder / "mc" / "dev.jsonl", MC_DEV)
+    with pytest.raises(LanguageSpecError, match=r"'multiple_choice\.description' still says TODO"):
+        parse_spec(folder / "language.yaml")
+    (folder / "language.yaml").write_text(text.replace("TODO (German): ", ""), encoding="utf-8")
+    mc = parse_spec(folder / "language.yaml").multiple_choice
+    assert isinstance(mc, MultipleChoice) and mc.num_fewshot == 5 and mc.dev is not None
+    assert mc.answer_label == "Answer:" and mc.choices == ("A", "B", "C", "D")
 
 
 @pytest.mark.parametrize(
@@ -99,6 +154,13 @@ def test_new_language_scaffold_has_todos_and_is_refused_until_filled(
         ({"judge_templates": {"gpt": "judge/paper.j2"}}, "judge_templates"),
         ({"fidelity": "xx"}, "py3langid"),
         ({"questions": {}}, "no source"),
+        ({"multiple_choice": "TODO_task_name"}, "'multiple_choice' still says TODO"),
+        ({"multiple_choice": {"test": "mc/none.jsonl"}}, "test file mc/none.jsonl not found"),
+        ({"multiple_choice": {"test": "mc/test.txt"}}, r"\.jsonl, \.json, \.csv file"),
+        ({"multiple_choice": {"test": "mc/test.jsonl", "num_fewshot": 5}}, "no 'dev' file"),
+        ({"multiple_choice": {"test": "mc/test.jsonl", "choices": ["A", "1"]}}, "must be a name"),
+        ({"multiple_choice": {"test": "mc/test.jsonl", "shots": 5}}, r"unknown keys \['shots'\]"),
+        ({"multiple_choice": {"dev": "mc/dev.jsonl"}}, "'test' is missing"),
     ],
 )
 def test_bad_specs_say_what_is_wrong(tmp_path: Path, change: dict, message: str) -> None:
@@ -109,6 +171,80 @@ def test_bad_specs_say_what_is_wrong(tmp_path: Path, change: dict, message: str)
         parse_spec(path)
 
 
+def test_multiple_choice_mapping_generates_a_task(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = make_language(tmp_path / "pirate")
+    mc = parse_spec(spec).multiple_choice
+    assert isinstance(mc, MultipleChoice) and mc.loader == "json"
+    assert parse_spec(spec).mc_task == "mc_langadapt_pir"
+    tasks = tmp_path / "tasks"
+    assert main(["language-yamls", str(spec), "--out", str(tasks)]) == 0
+    out = capsys.readouterr().out
+    assert str(tasks / "mc_langadapt_pir.yaml") in out.splitlines()
+    assert "--tasks mtbench_langadapt_pir,mtbench_langadapt_pir_mt,mc_langadapt_pir" in out
+    config = yaml.safe_load((tasks / "mc_langadapt_pir.yaml").read_text(encoding="utf-8"))
+    assert config["task"] == "mc_langadapt_pir" and config["dataset_path"] == "json"
+    files = config["dataset_kwargs"]["data_files"]
+    assert files == {"test": str(mc.test), "dev": str(mc.dev)} and Path(files["dev"]).is_absolute()
+    assert (config["test_split"], config["fewshot_split"], config["num_fewshot"]) == (
+        "test",
+        "dev",
+        2,
+    )
+    assert config["output_type"] == "multiple_choice" and config["doc_to_choice"] == ["A", "B", "C"]
+    assert [m["metric"] for m in config["metric_list"]] == ["acc", "acc_norm"]
+    assert config["description"] == MC_DESCRIPTION + "\n\n" and config["target_delimiter"] == " "
+    # The prompt and the target, rendered as lm-eval renders them (StrictUndefined).
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    text = env.from_string(config["doc_to_text"]).render(**MC_TEST[0])
+    assert text == "What do pirates sail?\nA. A desk\nB. A cloud\nC. A ship\nMe answer be:"
+    assert env.from_string(config["doc_to_target"]).render(**MC_TEST[0]) == "2"
+
+
+def test_multiple_choice_task_name_generates_nothing(tmp_path: Path) -> None:
+    spec = make_language(tmp_path / "pirate")
+    data = {**json.loads(spec.read_text(encoding="utf-8")), "multiple_choice": "pirate_trivia"}
+    spec.write_text(json.dumps(data), encoding="utf-8")
+    assert parse_spec(spec).mc_task == "pirate_trivia"
+    written = write_language(spec, tmp_path / "tasks")
+    assert written and not [p for p in written if p.name.startswith("mc_")]
+
+
+@pytest.mark.parametrize(
+    ("name", "rows", "message"),
+    [
+        ("test.jsonl", [MC_TEST[0], {**MC_TEST[1], "C": None}], "line 2: column 'C' is missing"),
+        ("test.jsonl", [*MC_TEST[:2], {**MC_TEST[2], "answer": "D"}], "line 3: answer 'D' is not"),
+        ("dev.jsonl", [{**MC_DEV[0], "question": " "}], "line 1: column 'question' is empty"),
+        ("dev.jsonl", [{**MC_DEV[0], "hint": "x"}, MC_DEV[1]], "columns .* differ from"),
+        ("test.csv", [MC_TEST[0], {**MC_TEST[1], "answer": "a"}], "line 3: answer 'a' is not"),
+        ("test.csv", [{k: v for k, v in MC_TEST[0].items() if k != "B"}], "column 'B' is missing"),
+    ],
+)
+def test_bad_multiple_choice_rows_name_file_and_line(
+    tmp_path: Path, name: str, rows: list[dict], message: str
+) -> None:
+    spec = make_language(tmp_path / "pirate")
+    data = json.loads(spec.read_text(encoding="utf-8"))
+    path = tmp_path / "pirate" / "mc" / name
+    if name.endswith(".csv"):  # test and dev as CSV; the bad file is the test file
+        dev = tmp_path / "pirate" / "mc" / "dev.csv"
+        for file, content in ((path, rows), (dev, MC_DEV)):
+            with file.open("w", encoding="utf-8", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=list(content[0]))
+                writer.writeheader()
+                writer.writerows(content)
+        data["multiple_choice"] |= {"test": "mc/test.csv", "dev": "mc/dev.csv"}
+        spec.write_text(json.dumps(data), encoding="utf-8")
+    else:
+        write_jsonl(path, [{k: v for k, v in r.items() if v is not None} for r in rows])
+    with pytest.raises(LanguageSpecError, match=message) as err:
+        write_language(spec, tmp_path / "tasks")
+    assert str(err.value).startswith(str(path))  # the file, then the line
+    assert not (tmp_path / "tasks").exists()  # nothing written
+
+
 @pytest.mark.slow
 def test_a_made_up_language_runs_through_lm_eval(smollm2_dir: Path, tmp_path: Path) -> None:
     spec = make_language(tmp_path / "pirate")
@@ -117,6 +253,7 @@ def test_a_made_up_language_runs_through_lm_eval(smollm2_dir: Path, tmp_path: Pa
     assert proc.returncode == 0, proc.stderr
     assert (tasks / "_mtbench_langadapt_pir.yaml").is_file()
     assert not (tasks / "mtbench_langadapt_pir_coding.yaml").exists()  # no coding question
+    assert (tasks / "mc_langadapt_pir.yaml").is_file()
     server = JudgeServer().start()
     server.responder = lambda body, n: verdict_for(body, paper="3")
     try:
@@ -126,12 +263,13 @@ def test_a_made_up_language_runs_through_lm_eval(smollm2_dir: Path, tmp_path: Pa
             "OPENAI_BASE_URL": server.base_url,
             "LANGADAPT_JUDGE_CACHE": str(tmp_path / "cache.sqlite"),
             "HF_HUB_OFFLINE": "1",
+            "HF_DATASETS_CACHE": str(tmp_path / "datasets"),
             "OMP_NUM_THREADS": "1",
             "TOKENIZERS_PARALLELISM": "false",
         }
         out = tmp_path / "out"
         args = [lm_eval_bin(), "--model", "hf", "--model_args", f"pretrained={smollm2_dir}"]
-        args += ["--tasks", "mtbench_langadapt_pir", "--include_path", str(tasks)]
+        args += ["--tasks", "mtbench_langadapt_pir,mc_langadapt_pir", "--include_path", str(tasks)]
         args += ["--gen_kwargs", "max_gen_toks=8", "--batch_size", "1", "--apply_chat_template"]
         proc = run_cli([*args, "--log_samples", "--output_path", str(out)], env=env, timeout=600)
         assert proc.returncode == 0, proc.stderr[-3000:]
@@ -147,6 +285,21 @@ def test_a_made_up_language_runs_through_lm_eval(smollm2_dir: Path, tmp_path: Pa
     assert sample["arguments"]["gen_args_0"]["arg_0"].startswith(
         f"<|im_start|>system\n{PIRATE_PROMPT}"
     )
+    # The pirates' multiple choice: the instruction, the two dev rows as shots, the right target.
+    entry = results["results"]["mc_langadapt_pir"]
+    assert 0.0 <= entry["acc,none"] <= 1.0 and 0.0 <= entry["acc_norm,none"] <= 1.0
+    lines = next(out.rglob("samples_mc_langadapt_pir_*.jsonl")).read_text(encoding="utf-8")
+    samples = sorted((json.loads(line) for line in lines.splitlines()), key=lambda s: s["doc_id"])
+    assert len(samples) == len(MC_TEST)
+    # SmolLM2's chat template; lm_eval gives each dev row (the shots) a turn of its own.
+    turn = "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n"
+    system = f"<|im_start|>system\n{MC_DESCRIPTION}\n\n<|im_end|>\n"
+    shots = "".join(turn.format(mc_prompt(r)) + f"{r['answer']}<|im_end|>\n" for r in MC_DEV)
+    for sample, row in zip(samples, MC_TEST, strict=True):
+        assert sample["doc"] == row and sample["target"] == str("ABC".index(row["answer"]))
+        requests = list(sample["arguments"].values())
+        assert [r["arg_1"] for r in requests] == ["A", "B", "C"]
+        assert requests[0]["arg_0"] == system + shots + turn.format(mc_prompt(row))
     # The report reads the new language like the shipped ones.
     report = tmp_path / "report"
     proc = run_cli(["langadapt", "report", str(out), "--out", str(report)])

@@ -148,7 +148,7 @@ def test_bad_inputs_are_explained(runs: dict[str, Path], tmp_path: Path, capsys)
     # Nothing usable: an error that lists why, not a traceback.
     assert main(["report", str(other), str(broken), "--out", str(tmp_path / "r0")]) == 2
     err = capsys.readouterr().err
-    assert "no CMMLU or MT-Bench results" in err and "arc_easy" in err
+    assert "no CMMLU, MT-Bench or multiple-choice results" in err and "arc_easy" in err
     assert main(["report", str(runs["base"]), "--baseline", "nope", "--out", str(tmp_path)]) == 2
     assert f"none of the models: {BASE}" in capsys.readouterr().err
     assert main(["report", str(runs["base"]), "--name", "a", "--name", "b"]) == 2
@@ -185,3 +185,19 @@ def test_stderr_and_partial_categories_from_a_crafted_file(tmp_path: Path) -> No
     # Leaderboard: arts and chinese_history are both Humanities subjects: mean 37.5,
     # stderr sqrt(.3² + .4²) / 2 = 25.0.
     assert "37.5 ± 25.0 (2/" in md
+
+
+def test_multiple_choice_tasks_of_added_languages(tmp_path: Path) -> None:
+    paths = []
+    for name, acc in (("base", 0.25), ("zh-r8", 0.5)):
+        data = {
+            "results": {"mc_langadapt_pir": {"acc,none": acc, "acc_stderr,none": 0.1}},
+            "config": {"model_args": f"pretrained=org/{name}"},
+        }
+        paths.append(tmp_path / name / "results_2026-01-01T00-00-00.json")
+        paths[-1].parent.mkdir()
+        paths[-1].write_text(json.dumps(data), encoding="utf-8")
+    md = build_report(paths, tmp_path / "r", baseline="base")["markdown"]
+    assert "Multiple choice (acc, %)" in md and "| model | pir |" in md
+    assert "| zh-r8 | 50.0 ± 10.0 |" in md and "| zh-r8 | +25.0 ± 14.1 |" in md
+    assert (tmp_path / "r" / "multiple_choice.png").stat().st_size > 1000

@@ -10,7 +10,7 @@ import pytest
 from conftest import run_cli
 from judge_server import JudgeServer, Reply
 
-from langadapt_tasks.study import StudyError, run_study
+from langadapt_tasks.study import StudyError, environment, run_study
 from langadapt_tasks.study_config import StudyConfigError, load
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,13 +28,40 @@ def test_example_config_loads() -> None:
     assert cfg.tasks[0] == "cmmlu_langadapt" and cfg.limit == 1
 
 
+def test_variables_defaults_and_judge_switch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LANGADAPT_T_DATA", raising=False)
+    monkeypatch.setenv("LANGADAPT_T_JUDGE", "on")
+    config = {
+        "output": "o",
+        "base_model": "m",
+        "data_dir": "${LANGADAPT_T_DATA:-data}",
+        "judge": "${LANGADAPT_T_JUDGE:-off}",
+    }
+    cfg = load(write(tmp_path / "study.yaml", config))
+    assert cfg.data_dir == tmp_path / "data" and cfg.judge == {}  # on: LANGADAPT_JUDGE_* decide
+    monkeypatch.setenv("LANGADAPT_T_DATA", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("LANGADAPT_T_JUDGE", "off")
+    cfg = load(write(tmp_path / "study.yaml", config))
+    assert cfg.data_dir == tmp_path / "elsewhere" and cfg.judge is None
+    # Judge settings in the config reach the judge step as LANGADAPT_JUDGE_* variables.
+    config["judge"] = {"model": "gpt-4.1", "rubric": "fastchat"}
+    env = environment(load(write(tmp_path / "study.yaml", config)), "m")
+    assert env["LANGADAPT_JUDGE_MODEL"] == "gpt-4.1" and env["LANGADAPT_JUDGE_RUBRIC"] == "fastchat"
+    assert env["DATA_DIR"] == str(tmp_path / "elsewhere")
+    config["judge"] = {"api_key": "sk-secret"}
+    with pytest.raises(ValueError, match="OPENAI_API_KEY"):
+        environment(load(write(tmp_path / "study.yaml", config)), "m")
+
+
 @pytest.mark.parametrize(
     ("config", "message"),
     [
         ({"base_model": "m"}, "'output' is missing"),
         ({"output": "o", "base_model": "m", "evalute": {}}, "unknown key"),
         ({"output": "o", "base_model": "m", "train": {"presets": ["r8-a32"]}}, "train.config"),
-        ({"output": "o", "base_model": "m", "judge": "yes"}, "judge"),
+        ({"output": "o", "base_model": "m", "judge": ["gpt-4.1"]}, "judge"),
         ({"output": "o", "base_model": "${NO_SUCH_VAR_LANGADAPT}"}, "NO_SUCH_VAR_LANGADAPT"),
         ({"output": "o", "base_model": "m", "train": {"adapters": {"a": "nope"}}}, "not a folder"),
     ],
@@ -115,12 +142,14 @@ def test_study_runs_and_a_second_run_redoes_nothing(
                 "gen_kwargs": "max_gen_toks=8",
                 "apply_chat_template": False,
             },
-            "judge": {"base_url": server.base_url, "model": "loopback-judge"},
+            "judge": "on",  # settings from LANGADAPT_JUDGE_* below
         },
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LANGADAPT_"))}
     env.update(
         OPENAI_API_KEY="sk-test",
+        LANGADAPT_JUDGE_BASE_URL=server.base_url,
+        LANGADAPT_JUDGE_MODEL="loopback-judge",
         LANGADAPT_CMMLU_DIR=str(cmmlu_dir),
         LANGADAPT_MTBENCH_DIR=str(mt_bench_dir),
         HF_HUB_OFFLINE="1",
@@ -139,6 +168,7 @@ def test_study_runs_and_a_second_run_redoes_nothing(
     assert asked == 2  # one MT-Bench answer per model
     assert "$ " not in second.stdout and len(server.requests) == asked  # nothing redone
     assert "evaluate zh-r2: done" in second.stdout and "judge base: done" in second.stdout
+    assert "| zh-r2 |" in second.stdout  # the report's tables end the command's output
     md = (tmp_path / "study" / "report" / "report.md").read_text(encoding="utf-8")
     assert "| base |" in md and "| zh-r2 |" in md and "Δ vs base" in md
     assert "judge loopback-judge, rubric paper" in md and "3.00" in md

@@ -15,6 +15,7 @@ from langadapt_tasks.report.tables import (
     Table,
     cmmlu_tables,
     delta_table,
+    mc_table,
     mtbench_groups,
     mtbench_table,
 )
@@ -36,7 +37,8 @@ def build_report(
     models, notes = collect(inputs, names)
     if not models:
         raise ValueError(
-            "no CMMLU or MT-Bench results to report:\n  " + "\n  ".join(notes or ["no inputs"])
+            "no CMMLU, MT-Bench or multiple-choice results to report:\n  "
+            + "\n  ".join(notes or ["no inputs"])
         )
     if baseline is None:
         baseline = next(iter(models))
@@ -51,7 +53,10 @@ def build_report(
         sections.append(("CMMLU", cmmlu))
     if mt:
         sections.append(("MT-Bench", mt))
-    deltas = [d for t in [*cmmlu, *mt] if (d := delta_table(t, baseline)) is not None]
+    mc = [t for t in [mc_table(models, metric)] if t is not None]
+    if mc:
+        sections.append(("Multiple choice", mc))
+    deltas = [d for t in [*cmmlu, *mt, *mc] if (d := delta_table(t, baseline)) is not None]
     if deltas:
         sections.append((f"Differences to the baseline ({baseline})", deltas))
     for name in models:
@@ -64,6 +69,8 @@ def build_report(
     pngs: list[Path] = []
     if cmmlu:
         pngs.append(charts.bars(cmmlu, CMMLU_COLUMNS, "accuracy (%)", out / "cmmlu.png"))
+    for table in mc:
+        pngs.append(charts.bars([table], table.columns, "accuracy (%)", out / f"{table.key}.png"))
     for table in mt:
         if any(c.value is not None for cells in table.rows.values() for c in cells[:8]):
             cats = list(MT_CATEGORIES)

@@ -17,7 +17,7 @@ from typing import Any
 
 # Results keys that belong to the report: CMMLU groups and subjects, MT-Bench groups
 # and categories (any language, turn 1 and 2).
-OUR_TASKS = re.compile(r"^(cmmlu_langadapt|mtbench_langadapt_)")
+OUR_TASKS = re.compile(r"^(cmmlu_langadapt|mtbench_langadapt_|mc_langadapt_)")
 # Folder names too generic to name an adapter by themselves.
 _GENERIC = {"final", "adapter", "adapters", "best", "model", "lora", "output", "out"}
 
@@ -154,8 +154,8 @@ def collect(
             if not ours:
                 shown = ", ".join(sorted(run.tasks)[:5]) or "none"
                 notes.append(
-                    f"{path}: results of other tasks ({shown}), not of cmmlu_langadapt or "
-                    "mtbench_langadapt_*; skipped"
+                    f"{path}: results of other tasks ({shown}), not of cmmlu_langadapt, "
+                    "mtbench_langadapt_* or mc_langadapt_*; skipped"
                 )
                 continue
             if positional:
@@ -191,5 +191,6 @@ def collect(
 
 
 def _summary(tasks: list[str]) -> str:
-    heads = sorted({"CMMLU" if t.startswith("cmmlu") else "MT-Bench" for t in tasks})
+    kinds = {"cmmlu": "CMMLU", "mtbench": "MT-Bench", "mc": "multiple choice"}
+    heads = sorted({kinds[t.split("_", 1)[0]] for t in tasks})
     return " and ".join(heads) + f", {len(tasks)} task(s)"

@@ -121,6 +121,27 @@ def cmmlu_tables(models: dict[str, Model], metric: str = "acc") -> list[Table]:
     return [t for t in (groups, board) if t.rows]
 
 
+def mc_table(models: dict[str, Model], metric: str = "acc") -> Table | None:
+    """A language's own multiple-choice tasks (``mc_langadapt_<code>``): model x task."""
+    tasks = sorted({t for m in models.values() for t in m.tasks if t.startswith("mc_langadapt_")})
+    if not tasks:
+        return None
+    table = Table(
+        "multiple_choice",
+        f"Multiple choice ({metric}, %): the languages' own knowledge tasks",
+        [t.removeprefix("mc_langadapt_") for t in tasks],
+        ["pct"] * len(tasks),
+    )
+    for name, model in models.items():
+        rows = [model.tasks.get(t) or {} for t in tasks]
+        if any(rows):
+            table.rows[name] = [
+                Cell(_num(r.get(f"{metric},none")), _num(r.get(f"{metric}_stderr,none")))
+                for r in rows
+            ]
+    return table
+
+
 def mtbench_groups(models: dict[str, Model]) -> list[str]:
     found: list[str] = []
     for model in models.values():
