@@ -7,6 +7,8 @@ Every step calls a public command (``langadapt-train sweep``, ``lm_eval``,
   interrupted preset resumes from its last checkpoint;
 * evaluate: a model whose output folder holds a ``results_*.json`` is done;
   an interrupted evaluation resumes from lm-eval's request cache (``--use_cache``);
+  with ``turn2``, a second run (``eval/<label>/turn2/``) answers MT-Bench's second
+  turns after the model's own first answers;
 * judge: a model whose folder holds verdict files newer than its results is
   done; verdicts are cached (SQLite), so a resumed judge asks nothing twice;
 * report: always rebuilt (cheap).
@@ -16,15 +18,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from langadapt_tasks.mtbench_data import CATEGORIES, METADATA_TURN1
+from langadapt_tasks.mtbench_task import group_name
 from langadapt_tasks.study_config import STEPS, ModelSpec, StudyConfig
 
 Runner = Callable[[list[str], dict[str, str]], int]
+TURN2_DIR = "turn2"
+# A turn-1 MT-Bench task: a language's group, or one of its categories.
+_MT_TURN1 = re.compile(rf"^mtbench_langadapt_([a-z][a-z0-9]{{1,7}})(?:_({'|'.join(CATEGORIES)}))?$")
 
 
 class StudyError(RuntimeError):
@@ -88,9 +96,23 @@ def eval_dir(cfg: StudyConfig, label: str) -> Path:
     return cfg.output / "eval" / label
 
 
-def _newest(folder: Path, pattern: str) -> float | None:
-    times = [p.stat().st_mtime for p in folder.rglob(pattern)]
+def _newest(folder: Path, pattern: str, skip: str | None = None) -> float | None:
+    times = [
+        p.stat().st_mtime
+        for p in folder.rglob(pattern)
+        if skip is None or skip not in p.relative_to(folder).parts
+    ]
     return max(times) if times else None
+
+
+def turn2_tasks(tasks: list[str]) -> list[str]:
+    """The second-turn tasks of the study's MT-Bench tasks (``..._zh`` -> ``..._zh_mt``)."""
+    out = []
+    for task in tasks:
+        if m := _MT_TURN1.match(task):
+            lang, category = m.groups()
+            out.append(group_name(lang, 2) + (f"_{category}" if category else ""))
+    return out
 
 
 def train(cfg: StudyConfig, base: str, env: dict[str, str], run: Runner) -> None:
@@ -115,32 +137,49 @@ def train(cfg: StudyConfig, base: str, env: dict[str, str], run: Runner) -> None
         raise StudyError("training failed; rerun the study to resume from the last checkpoint")
 
 
-def evaluate(cfg: StudyConfig, model: ModelSpec, env: dict[str, str], run: Runner) -> None:
-    out = eval_dir(cfg, model.label)
-    if _newest(out, "results_*.json") is not None:
-        _log(f"evaluate {model.label}: done ({out})")
-        return
-    if model.peft and not Path(model.peft, "adapter_config.json").is_file():
-        raise StudyError(f"evaluate {model.label}: no adapter in {model.peft}; train it first")
+def _lm_eval(
+    cfg: StudyConfig, model: ModelSpec, tasks: list[str], out: Path, metadata: dict[str, str]
+) -> list[str]:
     model_args = f"pretrained={model.pretrained}" + (f",peft={model.peft}" if model.peft else "")
     args = [_bin("lm_eval"), "--model", "hf", "--model_args", model_args]
-    args += ["--tasks", ",".join(cfg.tasks), "--batch_size", cfg.batch_size]
+    args += ["--tasks", ",".join(tasks), "--batch_size", cfg.batch_size]
     args += ["--output_path", str(out), "--log_samples"]
     # lm-eval's request cache: a crashed evaluation resumes where it stopped.
     args += ["--use_cache", str(out / "lm_cache" / "requests")]
     if cfg.limit is not None:
         args += ["--limit", str(cfg.limit)]
-    if cfg.num_fewshot is not None:
-        args += ["--num_fewshot", str(cfg.num_fewshot)]
+    if cfg.num_fewshot is not None and METADATA_TURN1 not in metadata:
+        args += ["--num_fewshot", str(cfg.num_fewshot)]  # turn 2's one shot is turn 1
     if cfg.gen_kwargs:
         args += ["--gen_kwargs", cfg.gen_kwargs]
     if cfg.apply_chat_template:
         args.append("--apply_chat_template")
     # Generation only: the judge step judges the saved answers (cached, resumable).
-    args += ["--metadata", json.dumps({"judge": "off"}), *cfg.lm_eval_args]
-    out.mkdir(parents=True, exist_ok=True)
-    if run(args, env) != 0:
-        raise StudyError(f"evaluate {model.label} failed; rerun the study to resume")
+    return [*args, "--metadata", json.dumps({"judge": "off", **metadata}), *cfg.lm_eval_args]
+
+
+def evaluate(cfg: StudyConfig, model: ModelSpec, env: dict[str, str], run: Runner) -> None:
+    out = eval_dir(cfg, model.label)
+    if _newest(out, "results_*.json", skip=TURN2_DIR) is not None:
+        _log(f"evaluate {model.label}: done ({out})")
+    else:
+        if model.peft and not Path(model.peft, "adapter_config.json").is_file():
+            raise StudyError(f"evaluate {model.label}: no adapter in {model.peft}; train it first")
+        out.mkdir(parents=True, exist_ok=True)
+        if run(_lm_eval(cfg, model, cfg.tasks, out, {}), env) != 0:
+            raise StudyError(f"evaluate {model.label} failed; rerun the study to resume")
+    second = turn2_tasks(cfg.tasks) if cfg.turn2 else []
+    if not second:
+        return
+    # lm-eval builds every prompt before generating: turn 2 is a second run that reads
+    # the model's own turn-1 answers from the first run's samples.
+    out2 = out / TURN2_DIR
+    if _newest(out2, "results_*.json") is not None:
+        _log(f"evaluate {model.label} turn 2: done ({out2})")
+        return
+    out2.mkdir(parents=True, exist_ok=True)
+    if run(_lm_eval(cfg, model, second, out2, {METADATA_TURN1: str(out)}), env) != 0:
+        raise StudyError(f"evaluate {model.label} turn 2 failed; rerun the study to resume")
 
 
 def judge(cfg: StudyConfig, model: ModelSpec, env: dict[str, str], run: Runner) -> None:

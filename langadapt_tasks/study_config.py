@@ -46,6 +46,7 @@ class StudyConfig:
     gen_kwargs: str | None = None
     batch_size: str = "1"
     apply_chat_template: bool = True
+    turn2: bool = False  # also MT-Bench's second turns (a second lm_eval run per model)
     lm_eval_args: list[str] = field(default_factory=list)
     judge: dict[str, Any] | None = None  # None: judge off
     baseline: str = "base"
@@ -134,6 +135,7 @@ def load(path: Path) -> StudyConfig:
         gen_kwargs=evaluate.get("gen_kwargs"),
         batch_size=str(evaluate.get("batch_size", 1)),
         apply_chat_template=bool(evaluate.get("apply_chat_template", True)),
+        turn2=bool(evaluate.get("turn2", False)),
         lm_eval_args=[str(a) for a in evaluate.get("lm_eval_args") or []],
         judge=judge,
         baseline=str((raw.get("report") or {}).get("baseline") or "base"),

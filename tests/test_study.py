@@ -10,7 +10,7 @@ import pytest
 from conftest import run_cli
 from judge_server import JudgeServer, Reply
 
-from langadapt_tasks.study import StudyError, environment, run_study
+from langadapt_tasks.study import StudyError, environment, run_study, turn2_tasks
 from langadapt_tasks.study_config import StudyConfigError, load
 
 REPO = Path(__file__).resolve().parent.parent
@@ -26,6 +26,12 @@ def test_example_config_loads() -> None:
     assert cfg.presets == ["r8-a32", "r16-a48"] and cfg.judge is None
     assert cfg.train_config == REPO / "configs" / "smollm2-zh-demo.yaml"
     assert cfg.tasks[0] == "cmmlu_langadapt" and cfg.limit == 1
+
+
+def test_turn2_tasks_follow_the_turn1_tasks() -> None:
+    tasks = ["cmmlu_langadapt", "mtbench_langadapt_zh", "mtbench_langadapt_tr_math"]
+    assert turn2_tasks(tasks) == ["mtbench_langadapt_zh_mt", "mtbench_langadapt_tr_mt_math"]
+    assert turn2_tasks(["mtbench_langadapt_zh_mt"]) == []
 
 
 def test_variables_defaults_and_judge_switch(
@@ -141,6 +147,7 @@ def test_study_runs_and_a_second_run_redoes_nothing(
                 "num_fewshot": 0,
                 "gen_kwargs": "max_gen_toks=8",
                 "apply_chat_template": False,
+                "turn2": True,  # a second run per model answers the second turn
             },
             "judge": "on",  # settings from LANGADAPT_JUDGE_* below
         },
@@ -164,11 +171,13 @@ def test_study_runs_and_a_second_run_redoes_nothing(
         assert second.returncode == 0, second.stderr[-3000:]
     finally:
         server.stop()
-    assert first.stdout.count("$ ") == 4  # two evaluations, two judge runs
-    assert asked == 2  # one MT-Bench answer per model
+    assert first.stdout.count("$ ") == 6  # two models: turn 1, turn 2, judge
+    assert "mtbench_langadapt_zh_mt_writing" in first.stdout and "mtbench_turn1" in first.stdout
+    assert asked == 4  # one MT-Bench question per model, two turns
     assert "$ " not in second.stdout and len(server.requests) == asked  # nothing redone
     assert "evaluate zh-r2: done" in second.stdout and "judge base: done" in second.stdout
     assert "| zh-r2 |" in second.stdout  # the report's tables end the command's output
     md = (tmp_path / "study" / "report" / "report.md").read_text(encoding="utf-8")
     assert "| base |" in md and "| zh-r2 |" in md and "Δ vs base" in md
     assert "judge loopback-judge, rubric paper" in md and "3.00" in md
+    assert "MT-Bench, language zh, turn 2" in md
