@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from langadapt_tasks.config_files import read_yaml_mapping
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "languages"
 RUBRICS = ("paper", "fastchat")
@@ -200,14 +200,7 @@ def _multiple_choice(value: Any, where: Path) -> str | MultipleChoice | None:
 def parse_spec(path: Path, builtin: bool = False) -> LanguageSpec:
     """Read and check one spec file."""
     path = Path(path).resolve()
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise LanguageSpecError(f"{path}: cannot be read ({err})") from err
-    except yaml.YAMLError as err:
-        raise LanguageSpecError(f"{path}: not YAML ({err})") from err
-    if not isinstance(data, dict):
-        raise LanguageSpecError(f"{path}: expected a mapping of spec fields")
+    data = read_yaml_mapping(path, LanguageSpecError, "a mapping of spec fields")
     code = str(_require(data, "code", path))
     if not _CODE.match(code):
         raise LanguageSpecError(f"{path}: code {code!r} must be 2–8 lowercase letters/digits")

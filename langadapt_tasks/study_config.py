@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from langadapt_tasks.config_files import read_yaml_mapping
 
 STEPS = ("train", "evaluate", "judge", "report")
 _VAR = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")  # ${VAR} or ${VAR:-default}
@@ -81,14 +81,7 @@ def _path(base: Path, value: str) -> Path:
 
 def load(path: Path) -> StudyConfig:
     path = Path(path).resolve()
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as err:
-        raise StudyConfigError(f"{path}: cannot be read ({err})") from err
-    except yaml.YAMLError as err:
-        raise StudyConfigError(f"{path}: not YAML ({err})") from err
-    if not isinstance(raw, dict):
-        raise StudyConfigError(f"{path}: expected a mapping")
+    raw = read_yaml_mapping(path, StudyConfigError, empty_ok=True)
     raw = _expand(raw, path)
     unknown = (
         set(raw)
