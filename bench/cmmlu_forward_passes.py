@@ -1,7 +1,9 @@
 """Forward passes per question and wall time: cmmlu_langadapt vs lm-eval's own ``cmmlu``.
 
-Both run 5-shot on the same local CMMLU files and the same model instance, so
-the only difference is the task definition. Prints a table and the ratios.
+All run 5-shot on the same local CMMLU files and the same model instance:
+``cmmlu_langadapt`` (CMMLU's own prompt and shot-dropping rule, counted with
+the model's tokenizer), ``cmmlu_langadapt_lmeval`` (lm-eval's ``cmmlu`` format)
+and lm-eval's own ``cmmlu`` tasks. Prints a table and the ratios.
 
     python bench/cmmlu_forward_passes.py --model "$(langadapt models smollm2)" \
         --cmmlu-dir ../shared/data/cmmlu --subjects arts,virology,chinese_history --limit 5
@@ -42,7 +44,7 @@ def lm_eval_cmmlu_yamls(root: Path, cmmlu_dir: Path, subjects: list[str]) -> lis
     return names
 
 
-def run(lm, tasks: list[str], limit: int | None, include: Path) -> dict[str, float]:
+def run(lm, tasks: list[str], limit: int | None, include: Path, model: str) -> dict[str, float]:
     import lm_eval
     from lm_eval.tasks import TaskManager
 
@@ -55,7 +57,10 @@ def run(lm, tasks: list[str], limit: int | None, include: Path) -> dict[str, flo
             tasks=tasks,
             num_fewshot=5,
             limit=limit,
-            task_manager=TaskManager(include_path=str(include)),
+            # A model object carries no model args: name the tokenizer for the shot rule.
+            task_manager=TaskManager(
+                include_path=str(include), metadata={"cmmlu_tokenizer": model}
+            ),
         )
         seconds = time.perf_counter() - start
     finally:
@@ -91,10 +96,12 @@ def main() -> None:
         theirs = lm_eval_cmmlu_yamls(Path(tmp), args.cmmlu_dir.resolve(), subjects)
         ours = [f"cmmlu_langadapt_{s}" for s in subjects]
         # Warm-up so neither side pays for first-call allocation.
-        run(lm, ours[:1], 1, Path(tmp))
+        lmeval_format = [f"cmmlu_langadapt_lmeval_{s}" for s in subjects]
+        run(lm, ours[:1], 1, Path(tmp), args.model)
         rows = {
-            "lm-eval cmmlu": run(lm, theirs, args.limit, Path(tmp)),
-            "cmmlu_langadapt": run(lm, ours, args.limit, Path(tmp)),
+            "lm-eval cmmlu": run(lm, theirs, args.limit, Path(tmp), args.model),
+            "cmmlu_langadapt": run(lm, ours, args.limit, Path(tmp), args.model),
+            "..._lmeval": run(lm, lmeval_format, args.limit, Path(tmp), args.model),
         }
 
     print(

@@ -147,7 +147,7 @@ def child(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = _cfg(args, args.child, tmp, packing=args.packing)
         tokenizer, chosen = T.load_tokenizer(cfg)
-        rows, _ = T.prepare_data(cfg, tokenizer, chosen, Path(tmp))
+        rows, _, _ = T.prepare_data(cfg, tokenizer, chosen)
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         model, peft_config = T.load_model(cfg)
         sft = SFTTrainer(
@@ -198,7 +198,7 @@ def padding_share(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = _cfg(args, "lora", tmp)
         tokenizer, chosen = T.load_tokenizer(cfg)
-        rows, _ = T.prepare_data(cfg, tokenizer, chosen, Path(tmp))
+        rows, _, _ = T.prepare_data(cfg, tokenizer, chosen)
     ids = [{"input_ids": r["input_ids"]} for r in rows]
     out = {}
     padded = DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id)

@@ -50,11 +50,22 @@ def _cmd_cmmlu_scores(args: argparse.Namespace) -> int:
 
 
 def _cmd_judge(args: argparse.Namespace) -> int:
-    from langadapt_tasks.judge.rejudge import print_report, rejudge
+    """Exit 0: every answer scored; 1: answers left unscored (unless --allow-unscored);
+    2: a configuration, input, authentication or other client error."""
+    from langadapt_tasks.judge.engine import JudgeStopped
+    from langadapt_tasks.judge.rejudge import print_report, rejudge, unscored_note
     from langadapt_tasks.judge.settings import resolve
 
     settings = resolve({k: v for k, v in vars(args).items() if k.startswith("judge_")})
-    print_report(rejudge(args.samples, settings, progress=not args.json), args.json)
+    try:
+        report = rejudge(args.samples, settings, progress=not args.json)
+    except JudgeStopped as err:
+        print(f"langadapt judge: error: {err}", file=sys.stderr)
+        return 2
+    print_report(report, args.json)
+    if note := unscored_note(report):
+        print(f"langadapt judge: {note}", file=sys.stderr)
+        return 0 if args.allow_unscored else 1
     return 0
 
 
@@ -98,16 +109,22 @@ def _cmd_language_yamls(args: argparse.Namespace) -> int:
 
 
 def _cmd_study(args: argparse.Namespace) -> int:
-    from langadapt_tasks.study import run_study
+    from langadapt_tasks.study import JudgeIncomplete, run_study
     from langadapt_tasks.study_config import load
 
     steps = [s.strip() for s in args.steps.split(",") if s.strip()]
-    report = run_study(load(args.config), steps)
+    code, problem = 0, None
+    try:
+        report = run_study(load(args.config), steps)
+    except JudgeIncomplete as err:  # the report is written; rerunning judges what is left
+        report, code, problem = err.report, 1, err
     if report:  # the tables, as lm_eval prints its own at the end of a run
         print("\n" + report["markdown"])
     for note in (report or {}).get("notes", []):
         print(f"note: {note}", file=sys.stderr)
-    return 0
+    if problem is not None:
+        print(f"langadapt study: {problem}", file=sys.stderr)
+    return code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -159,14 +176,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="OpenAI-compatible endpoint (OPENAI_BASE_URL); the key comes from "
         "OPENAI_API_KEY or LANGADAPT_JUDGE_API_KEY only",
     )
-    p.add_argument("--rubric", dest="judge_rubric", choices=["paper", "fastchat"])
+    p.add_argument(
+        "--rubric",
+        dest="judge_rubric",
+        help="paper, paper-guarded, fastchat or fastchat-guarded (LANGADAPT_JUDGE_RUBRIC)",
+    )
+    p.add_argument(
+        "--temperature", dest="judge_temperature", type=float, help="default: the rubric's"
+    )
+    p.add_argument("--max-tokens", dest="judge_max_tokens", type=int, help="default: the rubric's")
     p.add_argument("--concurrency", dest="judge_concurrency", type=int)
-    p.add_argument("--cache", dest="judge_cache", type=Path, help="verdict cache (SQLite file)")
+    p.add_argument(
+        "--cache",
+        dest="judge_cache",
+        type=Path,
+        help="verdict cache: a SQLite file, or a folder to keep judge_cache.sqlite in",
+    )
     p.add_argument(
         "--output-dir",
         dest="judge_output",
         type=Path,
-        help="where to write the verdict JSONL (default: next to the samples)",
+        help="where to write the verdict JSONL (default: next to each model's samples; "
+        "with several models, a folder per model under it)",
+    )
+    p.add_argument(
+        "--allow-unscored",
+        action="store_true",
+        help="exit 0 even when answers stay unscored (default: exit 1)",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     p.set_defaults(func=_cmd_judge)

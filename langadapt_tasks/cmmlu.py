@@ -10,28 +10,45 @@ Where the data comes from, in order:
 
 A local directory has CMMLU's GitHub layout: ``dev/<subject>.csv`` and
 ``test/<subject>.csv`` with columns ``,Question,A,B,C,D,Answer``.
+
+The ``cmmlu_langadapt`` tasks follow CMMLU's own evaluation code
+(``src/mp_utils.py`` and ``src/hf_causal_model.py`` in haonan-li/CMMLU): per
+question, the longest shots are dropped while the prompt would pass 2048
+tokens of the model's tokenizer. The loader counts those tokens
+(``shot_tokens`` on the dev rows, ``shot_budget`` on the test rows) and
+:class:`LongestShotDropping` applies the rule when lm-eval builds the prompt.
 """
 
 from __future__ import annotations
 
 import csv
 import functools
+import io
 import logging
 from pathlib import Path
 from typing import Any
 
 import datasets
+from lm_eval.api.samplers import FirstNSampler
+from lm_eval.api.task import ConfigurableTask
 
 from langadapt_tasks.cmmlu_subjects import SUBJECTS
 from langadapt_tasks.paths import local_dir
+from langadapt_tasks.yaml_gen import PROMPT_HEADER
 
 ENV_DIR = "LANGADAPT_CMMLU_DIR"
 METADATA_DIR = "cmmlu_dir"
+METADATA_TOKENIZER = "cmmlu_tokenizer"
+METADATA_MAX_LENGTH = "cmmlu_max_length"
+MAX_LENGTH = 2048  # CMMLU's --max_length default
 HUB_REPO = "haonan-li/cmmlu"
 HUB_FILES = "hf://datasets/haonan-li/cmmlu@~parquet/{subject}/{split}/*.parquet"
 SPLITS = ("test", "dev")
 CHOICES = ("A", "B", "C", "D")
 FIELDS = ("Question", *CHOICES, "Answer")
+
+
+_log = logging.getLogger(__name__)
 
 
 class _QuietCustomDatasetHint(logging.Filter):
@@ -49,36 +66,92 @@ class CMMLUDataError(ValueError):
 
 
 def validate_row(row: dict[str, Any], where: str) -> dict[str, str]:
-    """Return the row's six fields, or raise naming ``where`` (file and row)."""
+    """Return the row's six fields, or raise naming ``where`` (file and row).
+
+    The text is kept as written (CMMLU's own code reads it with pandas and
+    strips nothing); only the answer letter is compared without spaces.
+    """
     missing = [f for f in FIELDS if f not in row]
     if missing:
         raise CMMLUDataError(f"{where}: missing column(s) {missing}; expected {list(FIELDS)}")
-    out = {f: "" if row[f] is None else str(row[f]).strip() for f in FIELDS}
-    empty = [f for f in FIELDS if not out[f]]
+    out = {f: "" if row[f] is None else str(row[f]) for f in FIELDS}
+    empty = [f for f in FIELDS if not out[f].strip()]
     if empty:
         raise CMMLUDataError(
             f"{where}: empty field(s) {empty}; every question needs a text, "
             "four options and an answer"
         )
+    out["Answer"] = out["Answer"].strip()
     if out["Answer"] not in CHOICES:
         raise CMMLUDataError(f"{where}: answer {out['Answer']!r} is not one of A, B, C, D")
     return out
 
 
+def _decode(path: Path) -> str:
+    """The file's text: UTF-8, with or without a byte-order mark."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise CMMLUDataError(
+            f"{path}, line {line}: not UTF-8 text (byte 0x{raw[err.start]:02x} at offset "
+            f"{err.start}); save the file as UTF-8"
+        ) from err
+
+
+def _swallowed_record(fields: list[str], width: int) -> int | None:
+    """Index of a line inside a field that is a whole record on its own, if any.
+
+    An unclosed quote makes the csv module read on, across line breaks, until
+    the next quote: the lines it swallows are complete records of their own
+    (as many cells as the header). A genuine multi-line field has no such line.
+    """
+    for field in fields:
+        for offset, piece in enumerate(field.splitlines()[1:], 1):
+            if len(next(csv.reader([piece]), [])) == width:
+                return offset
+    return None
+
+
 def read_csv(path: Path) -> list[dict[str, str]]:
-    """Read one CMMLU CSV (GitHub layout), validating every row."""
-    with path.open(encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh)
+    """Read one CMMLU CSV (GitHub layout), validating every row.
+
+    Every record becomes a question or an error naming the file and line:
+    a field running over lines that are whole records themselves is an
+    unclosed quote, and so is a quote still open at the end of the file.
+    """
+    text = _decode(path)
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    first = 1  # physical line the next record starts on
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise CMMLUDataError(f"{path}: empty file; expected the header ,{','.join(FIELDS)}")
         rows = []
-        for row in reader:
-            # csv reports the physical line the row ended on; data starts after the header.
-            where = f"{path}, line {reader.line_num}"
-            if None in row:  # more cells than header columns
+        first = reader.line_num + 1
+        for cells in reader:
+            where = f"{path}, line {first}"
+            swallowed = _swallowed_record(cells, len(header))
+            if swallowed is not None:
                 raise CMMLUDataError(
-                    f"{where}: {len(row) - 1 + len(row[None])} cells, "
-                    f"expected {len(reader.fieldnames or [])}"
+                    f"{where}: unclosed quote: a field runs on over lines {first + 1}-"
+                    f"{reader.line_num}, which are records of their own (line "
+                    f"{first + swallowed}); close or double the quote"
                 )
+            first = reader.line_num + 1
+            if not any(c.strip() for c in cells):
+                continue  # a blank line is not a record
+            if len(cells) > len(header):
+                raise CMMLUDataError(f"{where}: {len(cells)} cells, expected {len(header)}")
+            row = dict(zip(header, cells, strict=False))
+            row.update({f: None for f in header[len(cells) :]})
             rows.append(validate_row(row, where))
+    except csv.Error as err:  # strict mode: a stray quote, or one open at the end of file
+        raise CMMLUDataError(
+            f"{path}, line {first}: unclosed or stray quote in the record starting here "
+            f"({err} at line {reader.line_num}); close or double the quote"
+        ) from err
     if not rows:
         raise CMMLUDataError(f"{path}: no questions in file")
     return rows
@@ -136,6 +209,133 @@ def load_subject(cmmlu_subject: str, **metadata: Any) -> datasets.DatasetDict:
     if cmmlu_subject not in SUBJECTS:
         raise CMMLUDataError(f"unknown CMMLU subject {cmmlu_subject!r}")
     return _load(data_dir(metadata), cmmlu_subject)
+
+
+def load_protocol_subject(cmmlu_subject: str, **metadata: Any) -> datasets.DatasetDict:
+    """lm-eval ``custom_dataset`` hook for CMMLU's own protocol.
+
+    As :func:`load_subject`, plus the token counts of CMMLU's
+    shot-dropping rule, made with the tokenizer named by ``cmmlu_tokenizer``,
+    else the model args' ``tokenizer`` or ``pretrained``. Without one (a model
+    object handed to ``simple_evaluate``) no shot is dropped, as in CMMLU's
+    code without a tokenizer, and a warning says so.
+    """
+    parts = load_subject(cmmlu_subject, **metadata)
+    tokenizer = _tokenizer_for(metadata)
+    max_length = _max_length(metadata)
+    if tokenizer is None:
+        _log.warning(
+            "cmmlu_langadapt: no tokenizer in the model args (pretrained=/tokenizer=) or "
+            "metadata %r: CMMLU's rule of dropping the longest shot past %d tokens is off",
+            METADATA_TOKENIZER,
+            max_length,
+        )
+    header = PROMPT_HEADER.format(subject=SUBJECTS[cmmlu_subject].name_zh)
+    count = (lambda text: len(tokenizer.encode(text))) if tokenizer is not None else None
+    dev = [{**row, "shot_tokens": count(shot_text(row)) if count else None} for row in parts["dev"]]
+    test = [
+        {
+            **row,
+            # gen_prompt: len(encode(header) + encode(question)) against max_length
+            "shot_budget": max_length - count(header) - count(question_text(row))
+            if count
+            else None,
+        }
+        for row in parts["test"]
+    ]
+    return datasets.DatasetDict(
+        {"test": datasets.Dataset.from_list(test), "dev": datasets.Dataset.from_list(dev)}
+    )
+
+
+def question_text(doc: dict[str, str]) -> str:
+    """CMMLU's ``format_example`` without the answer (as ``doc_to_text`` renders it)."""
+    options = "".join(f"\n{c}. {doc[c]}" for c in CHOICES)
+    return f"题目：{doc['Question']}{options}\n答案是："
+
+
+def shot_text(doc: dict[str, str]) -> str:
+    """CMMLU's ``format_example`` with the answer: one shot, blank line included."""
+    return f"{question_text(doc)}{doc['Answer']}\n\n"
+
+
+def _max_length(metadata: dict[str, Any]) -> int:
+    value = metadata.get(METADATA_MAX_LENGTH, MAX_LENGTH)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise CMMLUDataError(
+            f"metadata {METADATA_MAX_LENGTH}={value!r}: expected a positive number of tokens"
+        )
+    return value
+
+
+def _tokenizer_for(metadata: dict[str, Any]) -> Any:
+    name = next(
+        (
+            metadata[k]
+            for k in (METADATA_TOKENIZER, "tokenizer", "pretrained")
+            if isinstance(metadata.get(k), str) and metadata[k]
+        ),
+        None,
+    )
+    if name is None:
+        return None
+    revision = metadata.get("revision") if METADATA_TOKENIZER not in metadata else None
+    trust = metadata.get("trust_remote_code") is True
+    return _load_tokenizer(name, revision if isinstance(revision, str) else None, trust)
+
+
+@functools.cache
+def _load_tokenizer(name: str, revision: str | None, trust_remote_code: bool) -> Any:
+    from transformers import AutoTokenizer
+
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    if revision:
+        kwargs["revision"] = revision
+    try:
+        return AutoTokenizer.from_pretrained(name, **kwargs)
+    except Exception as err:  # missing, offline, not a tokenizer: all end the same way
+        raise CMMLUDataError(
+            f"cmmlu_langadapt counts prompt tokens as CMMLU's code does, with the model's "
+            f"tokenizer, but {name!r} could not be loaded ({type(err).__name__}: {err}). "
+            f'Name one with lm_eval --metadata \'{{"{METADATA_TOKENIZER}": "NAME_OR_DIR"}}\'.'
+        ) from err
+
+
+def drop_longest_shots(shots: list[dict[str, Any]], budget: int | None) -> list[dict[str, Any]]:
+    """CMMLU's ``gen_prompt`` rule: while the shots' tokens reach the budget, drop the
+    longest (every shot of that length). A negative budget keeps the question alone."""
+    if budget is None:
+        return shots
+    if budget < 0:
+        return []
+    while shots and sum(s["shot_tokens"] for s in shots) >= budget:
+        longest = max(s["shot_tokens"] for s in shots)
+        shots = [s for s in shots if s["shot_tokens"] != longest]
+    return shots
+
+
+class LongestShotDropping(FirstNSampler):
+    """The first ``n`` dev rows, less those CMMLU's rule drops for the current question."""
+
+    budget: int | None = None  # set per question by CMMLUTask.fewshot_context
+
+    def sample(self, n: int, eval_doc: Any = None, df: Any = None, **kwargs: Any) -> list:
+        shots = list(super().sample(n, eval_doc=eval_doc, df=df, **kwargs))
+        return drop_longest_shots(shots, self.budget)
+
+
+class CMMLUTask(ConfigurableTask):
+    """lm-eval's configurable task, handing each question's token budget to the sampler
+    (lm-eval's samplers are not told which question the shots are for)."""
+
+    def __init__(self, config: dict | None = None, **kwargs: Any) -> None:
+        config = {k: v for k, v in (config or {}).items() if k != "class"}
+        super().__init__(config=config, **kwargs)
+
+    def fewshot_context(self, doc: dict, num_fewshot: int, **kwargs: Any) -> Any:
+        if isinstance(getattr(self, "sampler", None), LongestShotDropping):
+            self.sampler.budget = doc.get("shot_budget")
+        return super().fewshot_context(doc=doc, num_fewshot=num_fewshot, **kwargs)
 
 
 def doc_to_target(doc: dict[str, str]) -> int:

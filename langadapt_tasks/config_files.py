@@ -1,11 +1,55 @@
-"""Reading the YAML files users write (language specs, study configs), with clear errors."""
+"""Reading the YAML files users write (language specs, study configs), with clear errors.
+
+One behaviour for every config file read through here:
+
+* ``${VAR}`` in a string value is the environment variable's value (an error naming the
+  file and key when it is unset or empty); ``${VAR:-default}`` falls back to ``default``
+  when it is unset or empty, as in the shell. Only values are expanded, never keys; a
+  ``$`` not followed by ``{`` is kept; a ``${`` that is not one of the two forms is an
+  error. Types are checked after expansion, so ``${TURN2:-false}`` is the boolean false.
+* A relative path is relative to the config file's folder. The one exception: a value
+  that starts with an environment variable's value (``${DATA_DIR}/x`` with ``DATA_DIR``
+  set) is taken as given, i.e. relative to the working directory, where the variable
+  was set. ``~`` is the home folder.
+* Booleans are ``true/false``, or a string ``true/false/yes/no/on/off/1/0``; a single
+  string where a list is expected is a list of that one item; unknown keys are refused
+  with the list of known ones; a key that looks like a secret (``api_key``, ``token``,
+  ``password``, ...) is refused anywhere in the file: secrets come from the environment.
+"""
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")  # ${VAR} / ${VAR:-default}
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+# Key words that mark a secret; a key ending in ``_env`` names a variable instead.
+_SECRET_WORDS = {
+    "key",
+    "apikey",
+    "secret",
+    "password",
+    "passwd",
+    "token",
+    "credential",
+    "credentials",
+    "auth",
+    "authorization",
+    "bearer",
+}
+
+
+class ConfigText(str):
+    """A value after ``${VAR}`` expansion; ``from_env``: it starts with a variable's value."""
+
+    from_env: bool = False
 
 
 def read_yaml_mapping(
@@ -16,6 +60,8 @@ def read_yaml_mapping(
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as err:
         raise error(f"{path}: cannot be read ({err})") from err
+    except UnicodeDecodeError as err:
+        raise error(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
     except yaml.YAMLError as err:
         raise error(f"{path}: not YAML ({err})") from err
     if data is None and empty_ok:
@@ -23,3 +69,179 @@ def read_yaml_mapping(
     if not isinstance(data, dict):
         raise error(f"{path}: expected {what}")
     return data
+
+
+def key_path(parent: str, key: object) -> str:
+    return f"{parent}.{key}" if parent else str(key)
+
+
+def expand_vars(
+    value: Any,
+    path: Path,
+    error: type[Exception],
+    where: str = "",
+    env: Mapping[str, str] | None = None,
+) -> Any:
+    """``value`` with ``${VAR}`` / ``${VAR:-default}`` expanded in every string (see above)."""
+    env = os.environ if env is None else env
+    if isinstance(value, dict):
+        return {k: expand_vars(v, path, error, key_path(where, k), env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_vars(v, path, error, f"{where}[{i}]", env) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+    from_env = False
+
+    def var(m: re.Match[str]) -> str:
+        nonlocal from_env
+        name, default = m.group(1), m.group(2)
+        if env.get(name):
+            from_env = from_env or m.start() == 0
+            return env[name]
+        if default is not None:
+            return default
+        raise error(
+            f"{path}: {where}: ${{{name}}} is not set in the environment; set it or write "
+            f"${{{name}:-default}}"
+        )
+
+    text = _VAR.sub(var, value)
+    if "${" in _VAR.sub("", value):
+        raise error(
+            f"{path}: {where}: {value!r}: write ${{VAR}} or ${{VAR:-default}} "
+            "(a variable name of letters, digits and _)"
+        )
+    out = ConfigText(text)
+    out.from_env = from_env
+    return out
+
+
+def resolve_path(value: str, base: Path) -> Path:
+    """A path value of a config file in ``base`` (see the module's rule)."""
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return path
+    if getattr(value, "from_env", False):
+        return path.resolve()  # a variable's value: relative to the working directory
+    return (base / path).resolve()
+
+
+def looks_secret(key: object) -> bool:
+    words = re.split(r"[_\-\s.]+", str(key).lower())
+    if words and words[-1] == "env":
+        return False
+    return bool(_SECRET_WORDS.intersection(words)) or "apikey" in str(key).lower()
+
+
+def refuse_secrets(data: Any, path: Path, error: type[Exception], where: str = "") -> None:
+    """Refuse any key, at any depth, that looks like a secret; name the key path."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            here = key_path(where, key)
+            if looks_secret(key):
+                raise error(
+                    f"{path}: {here}: looks like a secret; keys and passwords never go in a "
+                    "config file (it is copied into logs and results). Set the environment "
+                    "variable instead (the judge's key: OPENAI_API_KEY or "
+                    "LANGADAPT_JUDGE_API_KEY)."
+                )
+            refuse_secrets(value, path, error, here)
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            refuse_secrets(value, path, error, f"{where}[{i}]")
+
+
+def check_keys(
+    data: Mapping[str, Any], known: Iterable[str], path: Path, error: type[Exception], where=""
+) -> None:
+    """Refuse keys not in ``known``, listing the known ones."""
+    known = list(known)
+    unknown = [str(k) for k in data if k not in known]
+    if unknown:
+        shown = ", ".join(key_path(where, k) for k in unknown)
+        raise error(
+            f"{path}: unknown key(s) {shown}; known keys"
+            + (f" of {where}" if where else "")
+            + f": {', '.join(known)}"
+        )
+
+
+class Fields:
+    """Typed values of one config file, with errors that name the file and key path."""
+
+    def __init__(self, path: Path, error: type[Exception]) -> None:
+        self.file, self.error = path, error
+
+    def bad(self, where: str, message: str) -> Exception:
+        return self.error(f"{self.file}: {where}: {message}")
+
+    def mapping(self, value: Any, where: str, known: Iterable[str] | None = None) -> dict:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.bad(where, f"expected a mapping of keys, got {_shown(value)}")
+        if known is not None:
+            check_keys(value, known, self.file, self.error, where)
+        return value
+
+    def boolean(self, value: Any, where: str) -> bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+            return value.strip().lower() in _TRUE
+        raise self.bad(where, f"expected true or false (or yes/no, on/off, 1/0), got {value!r}")
+
+    def integer(self, value: Any, where: str, minimum: int | None = None) -> int:
+        out = value
+        if isinstance(value, str):
+            try:
+                out = int(value.strip())
+            except ValueError:
+                out = value
+        if isinstance(out, bool) or not isinstance(out, int):
+            raise self.bad(where, f"expected a whole number, got {value!r}")
+        if minimum is not None and out < minimum:
+            raise self.bad(where, f"expected a number >= {minimum}, got {out}")
+        return out
+
+    def number(self, value: Any, where: str) -> float:
+        out = value
+        if isinstance(value, str):
+            try:
+                out = float(value.strip())
+            except ValueError:
+                out = value
+        if isinstance(out, bool) or not isinstance(out, (int, float)) or out != out:
+            raise self.bad(where, f"expected a number, got {value!r}")
+        return float(out)
+
+    def text(self, value: Any, where: str, empty_ok: bool = False) -> str:
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise self.bad(where, f"expected a text value, got {_shown(value)}")
+        if not isinstance(value, str):
+            value = str(value)  # a number written where a name is expected, e.g. a batch size
+        if not value.strip() and not empty_ok:
+            raise self.bad(where, "is empty")
+        return value
+
+    def text_list(self, value: Any, where: str) -> list[str]:
+        """A list of texts; a single text is a list of that one item."""
+        if value is None:
+            return []
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list):
+            raise self.bad(where, f"expected a list, got {_shown(value)}")
+        return [self.text(v, f"{where}[{i}]") for i, v in enumerate(value)]
+
+    def path(self, value: Any, where: str) -> Path:
+        if not isinstance(value, str):
+            raise self.bad(where, f"expected a path, got {_shown(value)}")
+        return resolve_path(self.text(value, where), self.file.parent)
+
+
+def _shown(value: Any) -> str:
+    kind = {dict: "a mapping", list: "a list", bool: "a boolean"}.get(type(value))
+    return kind or repr(value)

@@ -3,12 +3,15 @@
 Judge-free. Chinese is script-based (Han characters among all letters). Turkish
 shares the Latin script with English, so each sentence-sized segment is
 classified with ``py3langid`` and its letters count as Turkish when the
-segment is identified as Turkish.
+segment is identified as Turkish. A spec's ``fidelity: off`` switches it off
+for that language: the value is NaN (not measured), which lm-eval and the report
+show as missing, never as 0.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import re
 import unicodedata
 
@@ -96,12 +99,14 @@ def method(lang: str) -> str:
 
 def fidelity(text: str, lang: str) -> float:
     """Share of ``text``'s letters in language ``lang`` (by its spec: Han script, or a
-    py3langid code).
+    py3langid code); NaN when the spec says ``fidelity: off``.
 
     Code (Markdown fences and inline code) is not counted.
     """
-    text = _CODE.sub(" ", text)
     how = method(lang)
+    if how == "off":  # the spec's ``fidelity: off``: not measured (NaN, never a 0)
+        return math.nan
+    text = _CODE.sub(" ", text)
     if how in ("han", "zh"):
         return han_share(text)
     return langid_share(text, how)

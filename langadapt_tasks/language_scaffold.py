@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from langadapt_tasks.language_spec import LanguageSpecError, builtin_specs
+from langadapt_tasks.language_spec import LanguageSpecError, builtin_specs, check_code
 from langadapt_tasks.mtbench_data import CATEGORIES
+
+DATA_DIR = Path(__file__).resolve().parent / "data" / "judge"
 
 SPEC = """\
 # Language spec for {name} ({code}). Fill in every TODO, then run
@@ -18,16 +20,21 @@ SPEC = """\
 #   lm_eval --include_path {folder}/tasks --tasks mtbench_langadapt_{code} ...
 # Fields: docs/languages.md. Paths are relative to this file.
 code: {code}
-name: {name}
+name: {name_yaml}
 native_name: {native}
 # TODO: the system prompt in {name}, e.g. "You are a helpful assistant. Answer in {name}
 # in at most 300 words." (the study's prompt, translated).
 system_prompt: "TODO: system prompt in {name}"
-# Language fidelity: a py3langid code (usually the language's own code) or "han".
+# Language fidelity: a py3langid code (usually the language's own code), "han", or off.
 fidelity: {fidelity}
 judge_templates:
-  paper: judge/paper.j2        # the study's 1–5 prompt: TODO translate it
-  fastchat: judge/fastchat.j2  # FastChat's English prompt with a clause on {name}
+  paper: judge/paper.j2                        # the study's prompt: TODO translate it
+  paper-guarded: judge/paper-guarded.j2        # langadapt's hardened 1–5 prompt: TODO translate
+  fastchat-guarded: judge/fastchat-guarded.j2  # FastChat's prompt, answers fenced
+# Rubric "fastchat": FastChat's English judge prompts with MT-Bench-ZH's clause on the
+# language in use, made for {name} (each line's "provenance" says where each sentence is from).
+judge_prompts:
+  file: judge/judge_prompts.jsonl
 questions:
   # MT-Bench questions in {name}: {folder}/question.jsonl, or a folder "{code}/"
   # under the MT-Bench directory (LANGADAPT_MTBENCH_DIR), which wins when present.
@@ -48,7 +55,30 @@ questions:
 """
 
 PAPER = """\
-{{#- Rubric "paper" for {name}: a 1–5 score and nothing else, two-shot.
+{{#- Rubric "paper" for {name}: the study's judge prompt (section 3.2.2). TODO: translate the
+    Chinese original below into {name}: the instruction, the two examples' questions and
+    answers (keep the Human/AI/Score labels and the scores 5 and 0), and reask().
+    The user message (question and answer in the examples' layout) comes from _paper.j2. -#}}
+{{% macro system() -%}}
+TODO ({name}): 你是我的助手，你要负责评估问题回应的质量，评分范围从1到5分。\
+你应该根据回答的内容进行打分。你的答案一定要是一个数字，不能有其他文字。以下是一些你可以参考的例子：
+Human: 描述原子的结构
+AI: 原子由原子核和核外电子组成。原子核位于原子的中心，由带正电的质子和不带电的中子构成；\
+带负电的电子在原子核外的不同能级（电子层）上运动。原子中的质子数等于电子数，所以原子整体呈电中性。
+Score: 5
+
+Human: 什么是三原色？
+AI: 3 种原色是红色、橙色和白色。
+Score: 0
+{{%- endmacro %}}
+{{% macro reask() -%}}
+TODO ({name}): 你的答案一定要是一个数字，不能有其他文字。
+{{%- endmacro -%}}
+{{% include "_paper.j2" %}}
+"""
+
+PAPER_GUARDED = """\
+{{#- Rubric "paper-guarded" for {name}: a 1–5 score and nothing else, two-shot.
     TODO: translate every line of this prompt (and the reask message) into {name}.
     Variables: turn, questions, answers, tags, reference, category (docs/languages.md). -#}}
 {{% macro reask() -%}}
@@ -91,22 +121,42 @@ Question: {{{{ questions[0] }}}}
 Score:
 """
 
-FASTCHAT = """\
-{{#- Rubric "fastchat" for {name}: FastChat's judge prompts (shipped as _fastchat.j2) with the
-    clause on the language in use. Usually nothing to change here. -#}}
+FASTCHAT_GUARDED = """\
+{{#- Rubric "fastchat-guarded" for {name_json}: FastChat's judge prompts with the clause on the
+    language in use, answers fenced (shipped as _fastchat.j2). Usually nothing to change. -#}}
 {{% macro reask() -%}}
 Your reply could not be parsed. End your reply with the rating in the format "[[rating]]", \
 for example: "Rating: [[5]]".
 {{%- endmacro -%}}
-{{% set language = "{name}" -%}}
+{{% set language = {name_json} -%}}
 {{% include "_fastchat.j2" %}}
 """
+
+
+def judge_prompts(name: str) -> str:
+    """FastChat's prompts with MT-Bench-ZH's language clause for ``name`` (from the Turkish
+    file, which is exactly that for Turkish), each line with its provenance."""
+    out = []
+    for line in (DATA_DIR / "judge_prompts_tr.jsonl").read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        for key in ("system_prompt", "prompt_template"):
+            row[key] = row[key].replace("(i.e., English or Turkish)", f"(i.e., English or {name})")
+        for entry in row["provenance"]:
+            entry["sentence"] = entry["sentence"].replace(
+                "(i.e., English or Turkish)", f"(i.e., English or {name})"
+            )
+            entry["source"] = entry["source"].replace("Chinese -> Turkish", f"Chinese -> {name}")
+        out.append(json.dumps(row, ensure_ascii=False) + "\n")
+    return "".join(out)
 
 
 def scaffold(
     code: str, name: str, folder: Path, native: str = "", force: bool = False
 ) -> list[Path]:
-    """Write ``folder/{language.yaml, question.jsonl, judge/paper.j2, judge/fastchat.j2}``."""
+    """Write ``folder/{language.yaml, question.jsonl, judge/*}``."""
+    check_code(code, "new-language")
+    if not name.strip() or any(ch in name for ch in "\n\r"):
+        raise LanguageSpecError(f"new-language: --name {name!r} must be one line of text")
     if code in builtin_specs():
         raise LanguageSpecError(f"{code!r} is a shipped language; pick another code")
     from langadapt_tasks.fidelity import known_codes
@@ -116,12 +166,17 @@ def scaffold(
         folder / "language.yaml": SPEC.format(
             code=code,
             name=name,
+            name_yaml=json.dumps(name, ensure_ascii=False),
             native=json.dumps(native or name, ensure_ascii=False),
             fidelity=fidelity,
             folder=folder.as_posix(),
         ),
         folder / "judge" / "paper.j2": PAPER.format(name=name),
-        folder / "judge" / "fastchat.j2": FASTCHAT.format(name=name),
+        folder / "judge" / "paper-guarded.j2": PAPER_GUARDED.format(name=name),
+        folder / "judge" / "fastchat-guarded.j2": FASTCHAT_GUARDED.format(
+            name_json=json.dumps(name, ensure_ascii=False)
+        ),
+        folder / "judge" / "judge_prompts.jsonl": judge_prompts(name),
         folder / "question.jsonl": "".join(
             json.dumps(
                 {

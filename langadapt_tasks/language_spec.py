@@ -3,14 +3,21 @@
 A spec is a YAML file (``languages/<code>.yaml`` in the package for the shipped
 languages, any ``language.yaml`` for your own) with the language's code and
 names, its system prompt, how language fidelity is measured, a judge template
-per rubric, where its questions come from and, optionally, its multiple-choice
-knowledge task. Paths in a spec are relative to the spec file. See
-docs/languages.md.
+per rubric (checked when the spec is loaded: see ``judge.rubrics.check_template``),
+FastChat's judge prompts for rubric ``fastchat``, where its questions come from
+and, optionally, its multiple-choice knowledge task. Paths in a spec are relative
+to the spec file. See docs/languages.md.
+
+Only specs the user named are loaded: the shipped ones, one given on the command
+line or in a generated task YAML (``register``), or one listed in
+``LANGADAPT_SPECS``. A spec path found in a file (a samples file's ``doc.spec``)
+is honoured only if it is one of those (``register(path, trusted=False)``).
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +26,11 @@ from typing import Any
 from langadapt_tasks.config_files import read_yaml_mapping
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "languages"
-RUBRICS = ("paper", "fastchat")
+# Rubrics rendered from a language's jinja2 templates; "fastchat" reads ``judge_prompts``.
+TEMPLATE_RUBRICS = ("paper", "paper-guarded", "fastchat-guarded")
+RUBRICS = (*TEMPLATE_RUBRICS, "fastchat")
+FIDELITY_OFF = "off"
+ENV_SPECS = "LANGADAPT_SPECS"  # spec files the user trusts, separated by os.pathsep
 _CODE = re.compile(r"^[a-z][a-z0-9]{1,7}$")
 # Multiple-choice data files: suffix -> the lm-eval/datasets loader that reads them.
 MC_LOADERS = {".jsonl": "json", ".json": "json", ".csv": "csv"}
@@ -70,6 +81,9 @@ class LanguageSpec:
     fidelity: str  # "han", "off", or a py3langid language code
     judge_templates: dict[str, Path]
     path: Path
+    judge_prompts: Path | None = None  # rubric "fastchat": a FastChat judge_prompts.jsonl
+    judge_prompts_local: str | None = None  # the same, under the MT-Bench directory
+    judge_prompts_url: str | None = None  # the same, its public source (downloaded once)
     native_name: str = ""
     local: str | None = None  # folder under the MT-Bench directory
     file: Path | None = None  # a question file of its own
@@ -91,6 +105,16 @@ def _require(data: dict[str, Any], key: str, where: Path) -> Any:
     if value in (None, ""):
         raise LanguageSpecError(f"{where}: '{key}' is missing")
     return value
+
+
+def check_code(code: str, where: object = "language code") -> str:
+    """A language code: 2–8 lowercase letters/digits (it names tasks and folders)."""
+    if not isinstance(code, str) or not _CODE.fullmatch(code):
+        raise LanguageSpecError(
+            f"{where}: code {code!r} must be 2–8 lowercase letters/digits, starting with a "
+            "letter (e.g. de)"
+        )
+    return code
 
 
 def _todo(value: Any, key: str, where: Path) -> None:
@@ -201,20 +225,16 @@ def parse_spec(path: Path, builtin: bool = False) -> LanguageSpec:
     """Read and check one spec file."""
     path = Path(path).resolve()
     data = read_yaml_mapping(path, LanguageSpecError, "a mapping of spec fields")
-    code = str(_require(data, "code", path))
-    if not _CODE.match(code):
-        raise LanguageSpecError(f"{path}: code {code!r} must be 2–8 lowercase letters/digits")
+    code = check_code(str(_require(data, "code", path)), path)
     for key in ("name", "system_prompt"):
         _todo(_require(data, key, path), key, path)
-    templates = _require(data, "judge_templates", path)
-    if not isinstance(templates, dict) or not set(templates) <= set(RUBRICS) or not templates:
-        raise LanguageSpecError(f"{path}: judge_templates maps rubrics {RUBRICS} to .j2 files")
-    resolved = {}
-    for rubric, rel in templates.items():
-        tpl = (path.parent / str(rel)).resolve()
-        if not tpl.is_file():
-            raise LanguageSpecError(f"{path}: judge template {rel} ({rubric}) not found")
-        resolved[rubric] = tpl
+    resolved = _judge_templates(data.get("judge_templates") or {}, path)
+    prompts, prompts_local, prompts_url = _judge_prompts(data.get("judge_prompts"), path)
+    if not resolved and prompts is None and prompts_local is None:
+        raise LanguageSpecError(
+            f"{path}: no judge prompt: give judge_templates (rubrics "
+            f"{', '.join(TEMPLATE_RUBRICS)}) and/or judge_prompts (rubric fastchat)"
+        )
     questions = data.get("questions") or {}
     if not isinstance(questions, dict):
         raise LanguageSpecError(f"{path}: 'questions' must be a mapping (local, file, hub)")
@@ -227,14 +247,16 @@ def parse_spec(path: Path, builtin: bool = False) -> LanguageSpec:
     local = questions.get("local")
     if not (local or file or hub):
         raise LanguageSpecError(f"{path}: 'questions' names no source (local, file or hub)")
-    fidelity = str(data.get("fidelity") or code)
-    if not builtin and fidelity != "han":
+    fidelity = data.get("fidelity")
+    # YAML 1.1 reads a bare ``off`` as False: that is the documented "off", not "unset".
+    fidelity = FIDELITY_OFF if fidelity is False else str(fidelity or code)
+    if not builtin and fidelity not in ("han", FIDELITY_OFF):
         from langadapt_tasks.fidelity import known_codes
 
         if fidelity not in known_codes():
             raise LanguageSpecError(
-                f"{path}: fidelity {fidelity!r} is neither 'han' nor a language py3langid "
-                f"identifies ({', '.join(known_codes())}); use the closest one"
+                f"{path}: fidelity {fidelity!r} is neither 'han', 'off' nor a language "
+                f"py3langid identifies ({', '.join(known_codes())}); use the closest one"
             )
     return LanguageSpec(
         code=code,
@@ -244,12 +266,81 @@ def parse_spec(path: Path, builtin: bool = False) -> LanguageSpec:
         fidelity=fidelity,
         judge_templates=resolved,
         path=path,
+        judge_prompts=prompts,
+        judge_prompts_local=prompts_local,
+        judge_prompts_url=prompts_url,
         local=str(local) if local else None,
         file=file,
         hub={str(k): str(v) for k, v in hub.items()},
         multiple_choice=_multiple_choice(data.get("multiple_choice"), path),
         builtin=builtin,
     )
+
+
+def _judge_templates(templates: Any, path: Path) -> dict[str, Path]:
+    """``judge_templates``: rubric -> .j2 file, each checked now (not mid-run)."""
+    from langadapt_tasks.judge.rubrics import TemplateCheckError, check_template
+
+    known = ", ".join(TEMPLATE_RUBRICS)
+    if not isinstance(templates, dict):
+        raise LanguageSpecError(f"{path}: judge_templates maps rubrics ({known}) to .j2 files")
+    if "fastchat" in templates:
+        raise LanguageSpecError(
+            f"{path}: judge_templates.fastchat: rubric 'fastchat' is FastChat's own prompts, "
+            "read from a FastChat judge_prompts.jsonl named by 'judge_prompts'; a template "
+            "with fenced answers is rubric 'fastchat-guarded' (rename the key)"
+        )
+    unknown = sorted(set(templates) - set(TEMPLATE_RUBRICS))
+    if unknown:
+        raise LanguageSpecError(
+            f"{path}: judge_templates has unknown rubric(s) {unknown}; known: {known}"
+        )
+    resolved = {}
+    for rubric, rel in templates.items():
+        _todo(rel, f"judge_templates.{rubric}", path)
+        tpl = (path.parent / str(rel)).resolve()
+        if not tpl.is_file():
+            raise LanguageSpecError(f"{path}: judge template {rel} ({rubric}) not found")
+        try:
+            check_template(tpl, rubric)
+        except TemplateCheckError as err:
+            raise LanguageSpecError(f"{path}: judge template {rel} ({rubric}): {err}") from None
+        resolved[rubric] = tpl
+    return resolved
+
+
+def _judge_prompts(value: Any, path: Path) -> tuple[Path | None, str | None, str | None]:
+    """``judge_prompts``: {file, local, url}: FastChat's judge prompts for rubric ``fastchat``."""
+    from langadapt_tasks.judge.rubrics import read_fastchat_prompts
+
+    if value in (None, ""):
+        return None, None, None
+    if not isinstance(value, dict) or not set(value) <= {"file", "local", "url"} or not value:
+        raise LanguageSpecError(
+            f"{path}: judge_prompts is a mapping with 'file' (a FastChat judge_prompts.jsonl, "
+            "relative to the spec), 'local' (its path under the MT-Bench directory) and/or "
+            "'url' (its public source, downloaded once when no local copy is configured)"
+        )
+    local = value.get("local")
+    if local is not None and (
+        not isinstance(local, str) or Path(local).is_absolute() or ".." in Path(local).parts
+    ):
+        raise LanguageSpecError(f"{path}: judge_prompts.local {local!r} must be a relative path")
+    url = value.get("url")
+    if url is not None and (
+        not isinstance(url, str) or not url.startswith(("https://", "http://"))
+    ):
+        raise LanguageSpecError(f"{path}: judge_prompts.url {url!r} must be an http(s) URL")
+    file = None
+    if value.get("file"):
+        file = (path.parent / str(value["file"])).resolve()
+        if not file.is_file():
+            raise LanguageSpecError(f"{path}: judge_prompts file {value['file']} not found")
+        try:
+            read_fastchat_prompts(file)
+        except ValueError as err:
+            raise LanguageSpecError(f"{path}: judge_prompts: {err}") from None
+    return file, local, url
 
 
 @functools.cache
@@ -260,13 +351,47 @@ def builtin_specs() -> dict[str, LanguageSpec]:
 
 
 _REGISTERED: dict[str, LanguageSpec] = {}
+_TRUSTED: set[Path] = set()  # spec files the user named in this process
 
 
-def register(path: str | Path) -> LanguageSpec:
-    """Make a user-defined language known to this process (data loading, judge templates)."""
-    spec = parse_spec(Path(path))
+def _resolve(path: str | Path) -> Path:
+    return Path(path).expanduser().resolve()
+
+
+def trusted_paths() -> set[Path]:
+    """Spec files that may be loaded when a file (not the user) names them."""
+    listed = os.environ.get(ENV_SPECS, "")
+    return (
+        {s.path for s in builtin_specs().values()}
+        | _TRUSTED
+        | {_resolve(p) for p in listed.split(os.pathsep) if p.strip()}
+    )
+
+
+def register(path: str | Path, *, trusted: bool = True) -> LanguageSpec:
+    """Make a user-defined language known to this process (data loading, judge templates).
+
+    ``trusted=True``: the user named ``path`` (a command-line argument, a task YAML they
+    included). ``trusted=False``: ``path`` was read from a file, e.g. a samples file's
+    ``doc.spec``; it is loaded only if the user named it already (in this process or in
+    ``LANGADAPT_SPECS``) or it is a shipped spec, so a file cannot make us run a template
+    the user never chose.
+    """
+    resolved = _resolve(path)
+    if not trusted:
+        for spec in [*builtin_specs().values(), *_REGISTERED.values()]:
+            if spec.path == resolved:
+                return spec
+        if resolved not in trusted_paths():
+            raise LanguageSpecError(
+                f"{resolved}: this language spec is named by a file, not by you, so it is not "
+                f"loaded. If you trust it, name it: add it to {ENV_SPECS} "
+                f"({ENV_SPECS}={resolved}) or pass it on the command line"
+            )
+    spec = parse_spec(resolved)
     if spec.code in builtin_specs():
         raise LanguageSpecError(f"{spec.path}: code {spec.code!r} is a shipped language")
+    _TRUSTED.add(spec.path)
     _REGISTERED[spec.code] = spec
     return spec
 

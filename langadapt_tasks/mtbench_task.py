@@ -31,6 +31,7 @@ from langadapt_tasks import mtbench_data
 from langadapt_tasks.fidelity import fidelity
 from langadapt_tasks.judge import settings as judge_settings
 from langadapt_tasks.judge.engine import (
+    JudgeStopped,
     Verdict,
     judge_items,
     redact,
@@ -40,6 +41,7 @@ from langadapt_tasks.judge.engine import (
 )
 from langadapt_tasks.judge.lmeval_paths import samples_dir
 from langadapt_tasks.judge.rubrics import JudgeItem
+from langadapt_tasks.judge.verdicts import group_name, item_from_doc, model_name
 from langadapt_tasks.language_spec import builtin_specs, register
 
 log = logging.getLogger(__name__)
@@ -53,15 +55,13 @@ class _RunState:
 
     def __init__(self) -> None:
         self.settings: judge_settings.JudgeSettings | None = None
+        # lm-eval's name of the evaluated model (its model args reach the tasks' metadata).
+        self.model: str = ""
         self.pending: dict[str, JudgeItem] = {}
         self.verdicts: dict[str, Verdict] = {}
 
 
 STATE = _RunState()
-
-
-def group_name(lang: str, turn: int) -> str:
-    return f"mtbench_langadapt_{lang}" + ("_mt" if turn == 2 else "")
 
 
 def _settings() -> judge_settings.JudgeSettings:
@@ -91,6 +91,8 @@ def load_docs(
     settings = judge_settings.resolve(metadata)
     judge_settings.require_configured(settings)
     STATE.settings = settings
+    # lm-eval passes --model_args into the task metadata (pretrained=, peft=...).
+    STATE.model = model_name(metadata) or ""
     questions = [
         q
         for q in mtbench_data.load_questions(mtbench_data.data_dir(metadata), mtbench_lang)
@@ -173,17 +175,8 @@ class OwnFirstTurn(ContextSampler):
 
 
 def to_item(doc: dict[str, Any], answer: str) -> JudgeItem:
-    turn = int(doc["turn"])
-    answers = (answer,) if turn == 1 else (doc["answer_1"], answer)
-    return JudgeItem(
-        lang=doc["lang"],
-        turn=turn,
-        question_id=int(doc["question_id"]),
-        category=doc["category"],
-        questions=tuple(doc["turns"]),
-        answers=answers,
-        reference=tuple(doc.get("reference") or ()),
-    )
+    """The judge item of an answer of the model this lm_eval run evaluates."""
+    return item_from_doc(doc, answer, STATE.model)
 
 
 def record_key(item: JudgeItem, settings: judge_settings.JudgeSettings) -> str:
@@ -225,6 +218,11 @@ def judge_pending() -> None:
     try:
         by_id = judge_items(todo.values(), settings)
         STATE.verdicts.update({key: by_id[item.id] for key, item in todo.items()})
+    except JudgeStopped as err:  # a bad key or model: stop asking, keep what was settled
+        log.error("%s Judge the rest later with `langadapt judge <output dir>`.", err)
+        reason = f"not judged: {err}"
+        for key, item in todo.items():
+            STATE.verdicts[key] = err.verdicts.get(item.id) or Verdict(item.id, None, error=reason)
     except Exception as err:  # keep the generations: lm-eval still writes the samples
         log.exception(
             "judging failed; the answers are counted as unscored and can be "
@@ -243,6 +241,14 @@ def _report(
     items: list[JudgeItem], verdicts: dict[str, Verdict], settings: judge_settings.JudgeSettings
 ) -> None:
     summary = summarize(items, verdicts)
+    late = sum(1 for v in verdicts.values() if v.deadline_hit)
+    if late:
+        log.warning(
+            "MT-Bench: %d answers hit the judge's %g s request deadline and are unscored "
+            "(LANGADAPT_JUDGE_DEADLINE)",
+            late,
+            settings.deadline,
+        )
     for task, entry in summary.items():
         if entry["unscored"]:
             log.warning(

@@ -6,6 +6,10 @@ language of your own to ``DIR`` (for ``lm_eval --include_path DIR``). Per langua
 and turn: one task per MT-Bench category and a group over them, so lm-eval's
 table shows each category and the language's mean. A spec that describes its own
 multiple-choice questions also gets ``mc_langadapt_<code>`` (see mc_yamls).
+
+Answers are generated as FastChat's ``gen_model_answer.py`` does: the sampling
+temperature of the question's category (``temperature_config``), greedy below 1e-4,
+up to 1024 new tokens. Each category task carries its own ``generation_kwargs``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,35 @@ AGGREGATES = [
     for m in ("judge_score", "lang_fidelity")
 ]
 SHARED = ("_mtbench_turn1_yaml", "_mtbench_turn2_yaml")
+
+# FastChat's sampling temperature per category (fastchat/llm_judge/common.py,
+# temperature_config) and answer length (gen_model_answer.py, --max-new-token 1024).
+FASTCHAT_TEMPERATURE: dict[str, float] = {
+    "writing": 0.7,
+    "roleplay": 0.7,
+    "extraction": 0.0,
+    "math": 0.0,
+    "coding": 0.0,
+    "reasoning": 0.0,
+    "stem": 0.1,
+    "humanities": 0.1,
+}
+MAX_NEW_TOKENS = 1024
+
+
+def generation_kwargs(category: str) -> dict[str, object]:
+    """lm-eval ``generation_kwargs`` of one category: FastChat's temperature and length.
+
+    FastChat samples (``do_sample=True``) unless the temperature is below 1e-4; it sets
+    nothing else (top-p, top-k come from the model's generation config, as here).
+    """
+    temperature = FASTCHAT_TEMPERATURE[category]
+    return {
+        "until": [],
+        "max_gen_toks": MAX_NEW_TOKENS,
+        "do_sample": temperature >= 1e-4,
+        "temperature": temperature,
+    }
 
 
 def language_configs(
@@ -49,6 +82,7 @@ def language_configs(
                 "task_alias": category,
                 "dataset_kwargs": kwargs,
                 "description": spec.system_prompt + "\n\n",
+                "generation_kwargs": generation_kwargs(category),
             }
         files[f"_{group}.yaml"] = group_config(
             group, [f"{group}_{c}" for c in categories], AGGREGATES

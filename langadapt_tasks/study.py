@@ -5,17 +5,21 @@ Every step calls a public command (``langadapt-train sweep``, ``lm_eval``,
 
 * train: presets with a finished run are skipped by the sweep itself; an
   interrupted preset resumes from its last checkpoint;
-* evaluate: a model whose output folder holds a ``results_*.json`` is done;
-  an interrupted evaluation resumes from lm-eval's request cache (``--use_cache``);
-  with ``turn2``, a second run (``eval/<label>/turn2/``) answers MT-Bench's second
-  turns after the model's own first answers;
-* judge: a model whose folder holds verdict files newer than its results is
-  done; verdicts are cached (SQLite), so a resumed judge asks nothing twice;
-* report: always rebuilt (cheap).
+* evaluate: an ``lm_eval`` run is done when its folder holds ``langadapt_run.json``,
+  written after lm_eval exited 0 and every task's samples were found, for the same
+  settings; anything else is run again (lm-eval's request cache, ``--use_cache``,
+  answers what was computed). With ``num_fewshot`` set, MT-Bench (no few-shot
+  examples) runs apart (``eval/<label>/mtbench/``); with ``turn2``, another run
+  (``eval/<label>/turn2/``) answers MT-Bench's second turns;
+* judge: done when every answer has a scored verdict (``judge.allow_unscored``:
+  a verdict, scored or not); else ``langadapt judge`` asks for what has none
+  (scored verdicts are cached) and the study ends with exit 1 if some stay unscored;
+* report: always rebuilt (cheap), from the recorded runs only.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -23,20 +27,34 @@ import shlex
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from langadapt_tasks.judge.verdicts import RESULTS_GLOB, Coverage, coverage
 from langadapt_tasks.mtbench_data import CATEGORIES, METADATA_TURN1
 from langadapt_tasks.mtbench_task import group_name
-from langadapt_tasks.study_config import STEPS, ModelSpec, StudyConfig
+from langadapt_tasks.study_config import STEPS, ModelSpec, StudyConfig, judge_sources
 
 Runner = Callable[[list[str], dict[str, str]], int]
 TURN2_DIR = "turn2"
+MTBENCH_DIR = "mtbench"
+SUBRUNS = (MTBENCH_DIR, TURN2_DIR)
+MARKER = "langadapt_run.json"  # written when lm_eval exited 0 and every task's samples exist
 # A turn-1 MT-Bench task: a language's group, or one of its categories.
 _MT_TURN1 = re.compile(rf"^mtbench_langadapt_([a-z][a-z0-9]{{1,7}})(?:_({'|'.join(CATEGORIES)}))?$")
 
 
 class StudyError(RuntimeError):
     """A step failed or cannot run yet; rerunning the study resumes."""
+
+
+class JudgeIncomplete(StudyError):
+    """Some MT-Bench answers have no score after the judge step; the report is still built."""
+
+    def __init__(self, problems: list[str], report: dict[str, Any] | None) -> None:
+        super().__init__("judging is not complete:\n  " + "\n  ".join(problems))
+        self.problems, self.report = problems, report
 
 
 def _log(message: str) -> None:
@@ -72,10 +90,9 @@ def environment(cfg: StudyConfig, base: str) -> dict[str, str]:
                 env.setdefault(var, str(cfg.data_dir / sub))
     # The judge's verdict cache lives with the study, so a rerun asks nothing twice.
     env.setdefault("LANGADAPT_JUDGE_CACHE", str(cfg.output / "judge_cache.sqlite"))
-    for key, value in (cfg.judge or {}).items():
-        if key in ("api_key", "key"):
-            raise ValueError("the judge's API key comes from OPENAI_API_KEY only, not the config")
-        env[f"LANGADAPT_JUDGE_{key.upper()}"] = str(value)
+    sources = judge_sources()
+    for key, value in (cfg.judge or {}).items():  # checked by study_config: no secrets
+        env[sources[key][0]] = str(value)
     return env
 
 
@@ -94,15 +111,6 @@ def models(cfg: StudyConfig, base: str) -> list[ModelSpec]:
 
 def eval_dir(cfg: StudyConfig, label: str) -> Path:
     return cfg.output / "eval" / label
-
-
-def _newest(folder: Path, pattern: str, skip: str | None = None) -> float | None:
-    times = [
-        p.stat().st_mtime
-        for p in folder.rglob(pattern)
-        if skip is None or skip not in p.relative_to(folder).parts
-    ]
-    return max(times) if times else None
 
 
 def turn2_tasks(tasks: list[str]) -> list[str]:
@@ -137,63 +145,243 @@ def train(cfg: StudyConfig, base: str, env: dict[str, str], run: Runner) -> None
         raise StudyError("training failed; rerun the study to resume from the last checkpoint")
 
 
-def _lm_eval(
-    cfg: StudyConfig, model: ModelSpec, tasks: list[str], out: Path, metadata: dict[str, str]
-) -> list[str]:
-    model_args = f"pretrained={model.pretrained}" + (f",peft={model.peft}" if model.peft else "")
-    args = [_bin("lm_eval"), "--model", "hf", "--model_args", model_args]
-    args += ["--tasks", ",".join(tasks), "--batch_size", cfg.batch_size]
-    args += ["--output_path", str(out), "--log_samples"]
+@dataclass(frozen=True)
+class EvalRun:
+    """One ``lm_eval`` run of a model: its folder, tasks and few-shot setting."""
+
+    name: str  # "main", "mtbench" (MT-Bench apart from num_fewshot) or "turn2"
+    folder: Path
+    tasks: list[str]
+    num_fewshot: int | None
+    metadata: dict[str, str]
+
+
+def is_mtbench(task: str) -> bool:
+    return task.startswith("mtbench_langadapt_")
+
+
+def eval_runs(cfg: StudyConfig, label: str) -> list[EvalRun]:
+    """The model's lm_eval runs. lm_eval's ``--num_fewshot`` applies to every task of a run,
+    and MT-Bench has no few-shot examples: with ``num_fewshot`` set, MT-Bench runs apart."""
+    out = eval_dir(cfg, label)
+    mt = [t for t in cfg.tasks if is_mtbench(t)]
+    other = [t for t in cfg.tasks if not is_mtbench(t)]
+    if cfg.num_fewshot is not None and mt and other:
+        runs = [
+            EvalRun("main", out, other, cfg.num_fewshot, {}),
+            EvalRun(MTBENCH_DIR, out / MTBENCH_DIR, mt, None, {}),
+        ]
+    else:
+        runs = [EvalRun("main", out, list(cfg.tasks), cfg.num_fewshot if other else None, {})]
+    second = turn2_tasks(cfg.tasks) if cfg.turn2 else []
+    if second:
+        # lm-eval builds every prompt before generating: turn 2 is another run that reads
+        # the model's own turn-1 answers from the turn-1 run's samples.
+        turn1 = runs[-1].folder
+        runs.append(EvalRun(TURN2_DIR, out / TURN2_DIR, second, None, {METADATA_TURN1: str(turn1)}))
+    return runs
+
+
+def _model_args(model: ModelSpec) -> str:
+    return f"pretrained={model.pretrained}" + (f",peft={model.peft}" if model.peft else "")
+
+
+def _lm_eval(cfg: StudyConfig, model: ModelSpec, ev: EvalRun) -> list[str]:
+    args = [_bin("lm_eval"), "--model", "hf", "--model_args", _model_args(model)]
+    args += ["--tasks", ",".join(ev.tasks), "--batch_size", cfg.batch_size]
+    args += ["--output_path", str(ev.folder), "--log_samples"]
     # lm-eval's request cache: a crashed evaluation resumes where it stopped.
-    args += ["--use_cache", str(out / "lm_cache" / "requests")]
+    args += ["--use_cache", str(ev.folder / "lm_cache" / "requests")]
     if cfg.limit is not None:
         args += ["--limit", str(cfg.limit)]
-    if cfg.num_fewshot is not None and METADATA_TURN1 not in metadata:
-        args += ["--num_fewshot", str(cfg.num_fewshot)]  # turn 2's one shot is turn 1
+    if ev.num_fewshot is not None:
+        args += ["--num_fewshot", str(ev.num_fewshot)]
     if cfg.gen_kwargs:
         args += ["--gen_kwargs", cfg.gen_kwargs]
     if cfg.apply_chat_template:
         args.append("--apply_chat_template")
     # Generation only: the judge step judges the saved answers (cached, resumable).
-    return [*args, "--metadata", json.dumps({"judge": "off", **metadata}), *cfg.lm_eval_args]
+    return [*args, "--metadata", json.dumps({"judge": "off", **ev.metadata}), *cfg.lm_eval_args]
+
+
+def _request(cfg: StudyConfig, model: ModelSpec, ev: EvalRun) -> dict[str, Any]:
+    """What a finished run must have been asked for to count as done."""
+    return {
+        "model_args": _model_args(model),
+        "tasks": ev.tasks,
+        "limit": cfg.limit,
+        "num_fewshot": ev.num_fewshot,
+        "gen_kwargs": cfg.gen_kwargs,
+        "apply_chat_template": cfg.apply_chat_template,
+        "lm_eval_args": cfg.lm_eval_args,
+        "metadata": ev.metadata,
+    }
+
+
+def _own_results(ev: EvalRun) -> set[Path]:
+    """The run's results files (a sub-run's folder inside it is not part of it)."""
+    out = set()
+    for path in ev.folder.rglob(RESULTS_GLOB):
+        parts = path.relative_to(ev.folder).parts
+        if ev.name != "main" or parts[0] not in SUBRUNS:
+            out.add(path)
+    return out
+
+
+def read_marker(ev: EvalRun) -> dict[str, Any] | None:
+    try:
+        data = json.loads((ev.folder / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def finished(ev: EvalRun, request: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The run's completion record when it finished (for ``request``) and its files exist."""
+    marker = read_marker(ev)
+    if marker is None or (request is not None and marker.get("request") != request):
+        return None
+    files = [marker.get("results"), *(marker.get("samples") or {})]
+    if not all(isinstance(f, str) and (ev.folder / f).is_file() for f in files):
+        return None
+    return marker
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as fh:
+        return sum(1 for line in fh if line.strip())
+
+
+def _record(ev: EvalRun, label: str, before: set[Path], request: dict[str, Any]) -> None:
+    """Check what lm_eval wrote (results, every task's samples) and record the run as done."""
+    what = f"evaluate {label}" + ("" if ev.name == "main" else f" ({ev.name})")
+    new = sorted(_own_results(ev) - before)
+    if len(new) != 1:
+        raise StudyError(
+            f"{what}: lm_eval exited 0 but wrote {len(new)} results files in {ev.folder}; "
+            "rerun the study to redo it"
+        )
+    results = new[0]
+    try:
+        data = json.loads(results.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise StudyError(f"{what}: {results} unreadable ({err}); rerun the study") from err
+    stamp = results.name.removeprefix("results_").removesuffix(".json")
+    known = set(data.get("results") or {}) | set(data.get("groups") or {})
+    known |= set(data.get("configs") or {})
+    if missing := [t for t in ev.tasks if t not in known]:
+        raise StudyError(f"{what}: {results} has no results for {', '.join(missing)}")
+    samples: dict[str, int] = {}
+    for task in data.get("configs") or {}:
+        path = results.parent / f"samples_{task}_{stamp}.jsonl"
+        want = ((data.get("n-samples") or {}).get(task) or {}).get("effective")
+        got = _count_lines(path) if path.is_file() else None
+        if got is None or (isinstance(want, int) and got != want):
+            found = "missing" if got is None else f"{got} of {want} samples"
+            raise StudyError(
+                f"{what}: lm_eval exited 0 but {path} is {found}; rerun the study to redo it"
+            )
+        samples[str(path.relative_to(ev.folder))] = got
+    marker = {
+        "request": request,
+        "results": str(results.relative_to(ev.folder)),
+        "samples": samples,
+        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    tmp = ev.folder / f".{MARKER}.tmp"
+    tmp.write_text(json.dumps(marker, indent=2), encoding="utf-8")
+    tmp.replace(ev.folder / MARKER)
 
 
 def evaluate(cfg: StudyConfig, model: ModelSpec, env: dict[str, str], run: Runner) -> None:
-    out = eval_dir(cfg, model.label)
-    if _newest(out, "results_*.json", skip=TURN2_DIR) is not None:
-        _log(f"evaluate {model.label}: done ({out})")
-    else:
+    runs = eval_runs(cfg, model.label)
+    if cfg.num_fewshot is not None and any(is_mtbench(t) for t in cfg.tasks):
+        _log(
+            f"evaluate {model.label}: num_fewshot {cfg.num_fewshot} applies to the "
+            "multiple-choice tasks only (MT-Bench has no few-shot examples)"
+        )
+    for ev in runs:
+        what = f"evaluate {model.label}" + ("" if ev.name == "main" else f" {ev.name}")
+        request = _request(cfg, model, ev)
+        if finished(ev, request) is not None:
+            _log(f"{what}: done ({ev.folder})")
+            continue
+        if read_marker(ev) is not None:
+            _log(f"{what}: the recorded run was asked for other settings or lost files; redoing")
         if model.peft and not Path(model.peft, "adapter_config.json").is_file():
             raise StudyError(f"evaluate {model.label}: no adapter in {model.peft}; train it first")
-        out.mkdir(parents=True, exist_ok=True)
-        if run(_lm_eval(cfg, model, cfg.tasks, out, {}), env) != 0:
-            raise StudyError(f"evaluate {model.label} failed; rerun the study to resume")
-    second = turn2_tasks(cfg.tasks) if cfg.turn2 else []
-    if not second:
-        return
-    # lm-eval builds every prompt before generating: turn 2 is a second run that reads
-    # the model's own turn-1 answers from the first run's samples.
-    out2 = out / TURN2_DIR
-    if _newest(out2, "results_*.json") is not None:
-        _log(f"evaluate {model.label} turn 2: done ({out2})")
-        return
-    out2.mkdir(parents=True, exist_ok=True)
-    if run(_lm_eval(cfg, model, second, out2, {METADATA_TURN1: str(out)}), env) != 0:
-        raise StudyError(f"evaluate {model.label} turn 2 failed; rerun the study to resume")
+        ev.folder.mkdir(parents=True, exist_ok=True)
+        (ev.folder / MARKER).unlink(missing_ok=True)
+        before = _own_results(ev)
+        if run(_lm_eval(cfg, model, ev), env) != 0:
+            raise StudyError(f"{what} failed; rerun the study to resume")
+        _record(ev, model.label, before, request)
 
 
-def judge(cfg: StudyConfig, model: ModelSpec, env: dict[str, str], run: Runner) -> None:
+def _judge_state(cov: dict[str, Coverage], allow_unscored: bool) -> tuple[bool, int, int, int]:
+    answers = sum(c.answers for c in cov.values())
+    unscored = sum(c.unscored for c in cov.values())
+    missing = sum(c.missing for c in cov.values())
+    done = all(c.complete for c in cov.values()) or (
+        allow_unscored and missing == 0 and answers > 0
+    )
+    return done, answers, unscored, missing
+
+
+def _describe(answers: int, unscored: int, missing: int) -> str:
+    parts = [f"{unscored} unscored by the judge"] if unscored else []
+    parts += [f"{missing} not judged yet"] if missing else []
+    return (
+        f"{unscored + missing} of {answers} MT-Bench answers without a score ({', '.join(parts)})"
+    )
+
+
+def judge(cfg: StudyConfig, model: ModelSpec, env: dict[str, str], run: Runner) -> str | None:
+    """Judge the model's answers until every one is scored; the problem, when some are not."""
     out = eval_dir(cfg, model.label)
-    samples = _newest(out, "samples_mtbench_langadapt_*.jsonl")
-    if samples is None:
+    cov = coverage(out) if out.is_dir() else {}
+    if not cov:
         _log(f"judge {model.label}: no MT-Bench answers, nothing to judge")
-        return
-    verdicts = _newest(out, "judge_mtbench_langadapt_*.jsonl")
-    if verdicts is not None and verdicts >= samples:
-        _log(f"judge {model.label}: done")
-        return
-    if run([_bin("langadapt"), "judge", str(out)], env) != 0:
-        raise StudyError(f"judge {model.label} failed; rerun the study (verdicts are cached)")
+        return None
+    done, answers, unscored, missing = _judge_state(cov, cfg.allow_unscored)
+    if done:
+        accepted = f"; {unscored} unscored, accepted (judge.allow_unscored)" if unscored else ""
+        _log(f"judge {model.label}: done ({answers} answers{accepted})")
+        return None
+    _log(f"judge {model.label}: {_describe(answers, unscored, missing)}; judging")
+    args = [_bin("langadapt"), "judge", str(out)]
+    if cfg.allow_unscored:
+        args.append("--allow-unscored")
+    code = run(args, env)
+    if code not in (0, 1):  # 1: some answers stay unscored, checked below
+        raise StudyError(
+            f"judge {model.label} failed (exit {code}): see the message above; fix the judge "
+            "settings and rerun the study (scored verdicts are cached)"
+        )
+    done, answers, unscored, missing = _judge_state(coverage(out), cfg.allow_unscored)
+    if done:
+        return None
+    problem = (
+        f"{model.label}: {_describe(answers, unscored, missing)}. Rerun the study when the "
+        "judge answers (only these are asked again), or accept them with "
+        "judge.allow_unscored: true"
+    )
+    _log(f"judge {problem}")
+    return problem
+
+
+def report_inputs(cfg: StudyConfig, plan: list[ModelSpec]) -> dict[str, list[Path]]:
+    """label -> the results files of the model's finished runs."""
+    out: dict[str, list[Path]] = {}
+    for model in plan:
+        files = []
+        for ev in eval_runs(cfg, model.label):
+            marker = finished(ev, _request(cfg, model, ev))
+            if marker is not None:
+                files.append(ev.folder / marker["results"])
+        if files:
+            out[model.label] = files
+    return out
 
 
 def run_study(
@@ -212,26 +400,37 @@ def run_study(
     if "evaluate" in steps:
         for model in plan:
             evaluate(cfg, model, env, run)
+    problems: list[str] = []
     if "judge" in steps:
         if cfg.judge is None:
             _log("judge: off (MT-Bench reports fidelity only)")
         else:
-            for model in plan:
-                judge(cfg, model, env, run)
-    if "report" not in steps:
-        return None
+            problems = [p for model in plan if (p := judge(cfg, model, env, run))]
+    report = None
+    if "report" in steps:
+        report = _report(cfg, plan)
+    if problems:
+        raise JudgeIncomplete(problems, report)
+    return report
+
+
+def _report(cfg: StudyConfig, plan: list[ModelSpec]) -> dict[str, Any]:
     from langadapt_tasks.report import build_report
 
-    done = [m for m in plan if _newest(eval_dir(cfg, m.label), "results_*.json") is not None]
-    if not done:
+    inputs = report_inputs(cfg, plan)
+    if not inputs:
         raise StudyError("no model has been evaluated yet: nothing to report")
-    baseline = cfg.baseline if cfg.baseline in {m.label for m in done} else done[0].label
+    labels = list(inputs)
+    baseline = cfg.baseline if cfg.baseline in labels else labels[0]
     report = build_report(
-        [eval_dir(cfg, m.label) for m in done],
+        [path for files in inputs.values() for path in files],
         cfg.output / "report",
-        names=[m.label for m in done],
+        names=[label for label, files in inputs.items() for _ in files],
         baseline=baseline,
         title=f"langadapt study: {cfg.path.name}",
     )
+    for model in plan:
+        if model.label not in inputs:
+            report["notes"].append(f"{model.label}: not evaluated yet (no finished run)")
     _log(f"report: {cfg.output / 'report' / 'report.md'}")
     return report

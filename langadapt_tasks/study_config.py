@@ -1,21 +1,55 @@
 """The study config (``langadapt study --config study.yaml``), read and checked.
 
-Paths are relative to the config file; ``${VAR}`` is expanded from the
-environment. See docs/study.md for every key.
+``${VAR}`` expansion, relative paths, booleans and lists follow the rules of
+``config_files`` (docs/study.md, *The config*). Every key is type-checked; an
+unknown key or one that looks like a secret is refused, naming the file and key.
 """
 
 from __future__ import annotations
 
-import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from langadapt_tasks.config_files import read_yaml_mapping
+from langadapt_tasks.config_files import (
+    Fields,
+    expand_vars,
+    read_yaml_mapping,
+    refuse_secrets,
+    resolve_path,
+)
 
 STEPS = ("train", "evaluate", "judge", "report")
-_VAR = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")  # ${VAR} or ${VAR:-default}
+TOP_KEYS = ("output", "base_model", "instruct_model", "data_dir", "train", "evaluate", "judge")
+TOP_KEYS += ("report",)
+TRAIN_KEYS = ("config", "presets", "overrides", "adapters")
+EVALUATE_KEYS = ("tasks", "limit", "num_fewshot", "gen_kwargs", "batch_size")
+EVALUATE_KEYS += ("apply_chat_template", "turn2", "lm_eval_args")
+REPORT_KEYS = ("baseline",)
+DEFAULT_TASKS = ["cmmlu_langadapt", "mtbench_langadapt_zh"]
+# The judge settings a study may set (LANGADAPT_JUDGE_* in lower case), and its own key.
+JUDGE_STUDY_KEYS = ("allow_unscored",)
+# lm_eval flags the study sets itself: in lm_eval_args they would contradict it.
+_OWN_FLAGS = {
+    "--model": "base_model / train",
+    "--model_args": "base_model / train",
+    "--tasks": "evaluate.tasks",
+    "--output_path": "output",
+    "-o": "output",
+    "--num_fewshot": "evaluate.num_fewshot",
+    "-f": "evaluate.num_fewshot",
+    "--limit": "evaluate.limit",
+    "-L": "evaluate.limit",
+    "--batch_size": "evaluate.batch_size",
+    "-b": "evaluate.batch_size",
+    "--gen_kwargs": "evaluate.gen_kwargs",
+    "--apply_chat_template": "evaluate.apply_chat_template",
+    "--log_samples": "(always on)",
+    "-s": "(always on)",
+    "--use_cache": "(the study's request cache)",
+    "-c": "(the study's request cache)",
+    "--metadata": "judge",
+}
 
 
 class StudyConfigError(ValueError):
@@ -42,96 +76,182 @@ class StudyConfig:
     adapters: dict[str, Path] = field(default_factory=dict)  # already trained: label -> dir
     tasks: list[str] = field(default_factory=list)
     limit: float | None = None
-    num_fewshot: int | None = None
+    num_fewshot: int | None = None  # multiple-choice tasks only, never MT-Bench
     gen_kwargs: str | None = None
     batch_size: str = "1"
     apply_chat_template: bool = True
     turn2: bool = False  # also MT-Bench's second turns (a second lm_eval run per model)
     lm_eval_args: list[str] = field(default_factory=list)
-    judge: dict[str, Any] | None = None  # None: judge off
+    judge: dict[str, Any] | None = None  # None: judge off; else judge setting -> value
+    allow_unscored: bool = False  # judge: a run with unscored answers counts as judged
     baseline: str = "base"
 
 
-def _expand(value: Any, where: Path) -> Any:
-    if isinstance(value, str):
+def judge_sources() -> dict[str, tuple[str, type]]:
+    """Judge setting -> (its LANGADAPT_JUDGE_* variable, type), as the judge reads them."""
+    from langadapt_tasks.judge.settings import setting_sources
 
-        def var(m: re.Match[str]) -> str:
-            name, default = m.group(1), m.group(2)
-            if os.environ.get(name):
-                return os.environ[name]
-            if default is not None:
-                return default
-            raise StudyConfigError(
-                f"{where}: ${{{name}}} is not set in the environment; set it or write "
-                f"${{{name}:-default}}"
+    # The study keeps the verdicts next to the answers it judges (the report reads them there).
+    return {k: (var, kind) for k, (var, _, kind) in setting_sources().items() if k != "output_dir"}
+
+
+def _model(f: Fields, value: Any, where: str) -> str:
+    """A model: a folder (./x, ../x, /x, ~/x, or a folder next to the config) or a Hub id."""
+    text = f.text(value, where)
+    explicit = text.startswith(("./", "../", "/", "~")) or text in (".", "..")
+    path = resolve_path(text, f.file.parent)
+    if path.is_dir():
+        return str(path)
+    if explicit:
+        raise f.bad(where, f"{path} is not a folder (a Hub id has no leading ./ ../ / or ~)")
+    return text  # a Hub id, e.g. meta-llama/Meta-Llama-3-8B
+
+
+def _judge(f: Fields, raw: Any) -> tuple[dict[str, Any] | None, bool]:
+    if raw is None:
+        return None, False
+    if not isinstance(raw, dict):
+        try:
+            on = f.boolean(raw, "judge")
+        except StudyConfigError:
+            raise f.bad(
+                "judge",
+                "expected off, on (settings from LANGADAPT_JUDGE_*) or a mapping of judge "
+                f"settings, got {raw!r}",
+            ) from None
+        return ({} if on else None), False
+    sources = judge_sources()
+    judge = f.mapping(raw, "judge", [*sources, *JUDGE_STUDY_KEYS])
+    out: dict[str, Any] = {}
+    allow = False
+    for key, value in judge.items():
+        where = f"judge.{key}"
+        if key == "allow_unscored":
+            allow = f.boolean(value, where)
+            continue
+        kind = sources[key][1]
+        if kind is int:
+            out[key] = f.integer(value, where, minimum=0)
+        elif kind is float:
+            out[key] = f.number(value, where)
+        elif kind is Path:
+            out[key] = f.path(value, where)
+        else:
+            out[key] = f.text(value, where)
+    from langadapt_tasks.judge.settings import RUBRICS
+
+    if "rubric" in out and out["rubric"] not in RUBRICS:
+        raise f.bad("judge.rubric", f"{out['rubric']!r}: choose one of {', '.join(RUBRICS)}")
+    return out, allow
+
+
+def _tasks(f: Fields, raw: Any) -> list[str]:
+    tasks = f.text_list(raw, "evaluate.tasks") if raw is not None else list(DEFAULT_TASKS)
+    for i, task in enumerate(tasks):
+        if "," in task or not task.strip() or any(c.isspace() for c in task):
+            raise f.bad(
+                f"evaluate.tasks[{i}]",
+                f"{task!r}: one task name per item; several tasks are a list: [a, b]",
             )
-
-        return _VAR.sub(var, value)
-    if isinstance(value, dict):
-        return {k: _expand(v, where) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_expand(v, where) for v in value]
-    return value
+    if not tasks:
+        raise f.bad("evaluate.tasks", "no tasks to evaluate")
+    return tasks
 
 
-def _path(base: Path, value: str) -> Path:
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else (base / path).resolve()
+def _lm_eval_args(f: Fields, raw: Any) -> list[str]:
+    args = f.text_list(raw, "evaluate.lm_eval_args")
+    for i, arg in enumerate(args):
+        flag = arg.split("=", 1)[0]
+        if flag in _OWN_FLAGS:
+            raise f.bad(
+                f"evaluate.lm_eval_args[{i}]",
+                f"{flag} is set by the study; use {_OWN_FLAGS[flag]} instead",
+            )
+    return args
+
+
+def _limit(f: Fields, raw: Any) -> float | int | None:
+    if raw is None:
+        return None
+    value = f.number(raw, "evaluate.limit")
+    if value <= 0:
+        raise f.bad("evaluate.limit", f"expected a number > 0, got {raw!r}")
+    if value >= 1:
+        if value != int(value):
+            raise f.bad("evaluate.limit", f"a count (>= 1) must be whole, got {raw!r}")
+        return int(value)
+    return value  # a share of each task's questions, as lm_eval --limit 0.1
 
 
 def load(path: Path) -> StudyConfig:
     path = Path(path).resolve()
     raw = read_yaml_mapping(path, StudyConfigError, empty_ok=True)
-    raw = _expand(raw, path)
-    unknown = (
-        set(raw)
-        - {"output", "base_model", "instruct_model", "data_dir", "train"}
-        - {
-            "evaluate",
-            "judge",
-            "report",
-        }
-    )
-    if unknown:
-        raise StudyConfigError(f"{path}: unknown key(s) {sorted(unknown)}")
+    refuse_secrets(raw, path, StudyConfigError)
+    raw = expand_vars(raw, path, StudyConfigError)
+    f = Fields(path, StudyConfigError)
+    f.mapping(raw, "", TOP_KEYS)
     for key in ("output", "base_model"):
-        if not raw.get(key):
+        if raw.get(key) in (None, ""):
             raise StudyConfigError(f"{path}: '{key}' is missing")
-    here = path.parent
-    train = raw.get("train") or {}
-    evaluate = raw.get("evaluate") or {}
-    judge = raw.get("judge", "off")
-    if judge in (None, False, "") or str(judge).lower() in ("off", "false", "no"):
-        judge = None
-    elif judge is True or str(judge).lower() in ("on", "true", "yes"):
-        judge = {}  # on, with the LANGADAPT_JUDGE_* settings of the environment
-    elif not isinstance(judge, dict):
-        raise StudyConfigError(
-            f"{path}: 'judge' is 'off', 'on' (settings from LANGADAPT_JUDGE_*) or a mapping "
-            "of judge settings"
-        )
-    base = str(raw["base_model"])
-    looks_local = base.startswith((".", "/", "~"))
+    train = f.mapping(raw.get("train"), "train", TRAIN_KEYS)
+    evaluate = f.mapping(raw.get("evaluate"), "evaluate", EVALUATE_KEYS)
+    report = f.mapping(raw.get("report"), "report", REPORT_KEYS)
+    judge, allow_unscored = _judge(f, raw.get("judge", "off"))
+    base = f.text(raw["base_model"], "base_model")
+    presets = f.text_list(train.get("presets"), "train.presets")
+    from langadapt_train.presets import PRESETS
+
+    for i, preset in enumerate(presets):
+        if preset not in PRESETS:
+            raise f.bad(
+                f"train.presets[{i}]", f"unknown preset {preset!r}; known: {', '.join(PRESETS)}"
+            )
+    overrides = f.mapping(train.get("overrides"), "train.overrides")
+    for key, value in overrides.items():
+        if isinstance(value, (dict, list)) or value is None:
+            raise f.bad(
+                f"train.overrides.{key}", "expected a single value (a langadapt-train flag)"
+            )
+    adapters = f.mapping(train.get("adapters"), "train.adapters")
+    batch = f.text(evaluate.get("batch_size", 1), "evaluate.batch_size")
+    if not (batch.isdigit() or batch == "auto" or batch.startswith("auto:")):
+        raise f.bad("evaluate.batch_size", f"expected a number or auto / auto:N, got {batch!r}")
+    num_fewshot = evaluate.get("num_fewshot")
+    gen_kwargs = evaluate.get("gen_kwargs")
     cfg = StudyConfig(
         path=path,
-        output=_path(here, raw["output"]),
-        base_model=str(_path(here, base)) if looks_local else base,
-        instruct_model=raw.get("instruct_model"),
-        data_dir=_path(here, str(raw["data_dir"])) if raw.get("data_dir") else None,
-        train_config=_path(here, train["config"]) if train.get("config") else None,
-        presets=list(train.get("presets") or []),
-        train_overrides=dict(train.get("overrides") or {}),
-        adapters={str(k): _path(here, v) for k, v in (train.get("adapters") or {}).items()},
-        tasks=list(evaluate.get("tasks") or ["cmmlu_langadapt", "mtbench_langadapt_zh"]),
-        limit=evaluate.get("limit"),
-        num_fewshot=evaluate.get("num_fewshot"),
-        gen_kwargs=evaluate.get("gen_kwargs"),
-        batch_size=str(evaluate.get("batch_size", 1)),
-        apply_chat_template=bool(evaluate.get("apply_chat_template", True)),
-        turn2=bool(evaluate.get("turn2", False)),
-        lm_eval_args=[str(a) for a in evaluate.get("lm_eval_args") or []],
+        output=f.path(raw["output"], "output"),
+        base_model=base if base == "smollm2" else _model(f, base, "base_model"),
+        instruct_model=(
+            _model(f, raw["instruct_model"], "instruct_model")
+            if raw.get("instruct_model") not in (None, "")
+            else None
+        ),
+        data_dir=f.path(raw["data_dir"], "data_dir") if raw.get("data_dir") else None,
+        train_config=f.path(train["config"], "train.config") if train.get("config") else None,
+        presets=presets,
+        train_overrides=dict(overrides),
+        adapters={
+            f.text(k, "train.adapters"): f.path(v, f"train.adapters.{k}")
+            for k, v in adapters.items()
+        },
+        tasks=_tasks(f, evaluate.get("tasks")),
+        limit=_limit(f, evaluate.get("limit")),
+        num_fewshot=(
+            None
+            if num_fewshot is None
+            else f.integer(num_fewshot, "evaluate.num_fewshot", minimum=0)
+        ),
+        gen_kwargs=None if gen_kwargs is None else f.text(gen_kwargs, "evaluate.gen_kwargs"),
+        batch_size=batch,
+        apply_chat_template=f.boolean(
+            evaluate.get("apply_chat_template", True), "evaluate.apply_chat_template"
+        ),
+        turn2=f.boolean(evaluate.get("turn2", False), "evaluate.turn2"),
+        lm_eval_args=_lm_eval_args(f, evaluate.get("lm_eval_args")),
         judge=judge,
-        baseline=str((raw.get("report") or {}).get("baseline") or "base"),
+        allow_unscored=allow_unscored,
+        baseline=f.text(report.get("baseline", "base"), "report.baseline"),
     )
     if cfg.presets and cfg.train_config is None:
         raise StudyConfigError(
@@ -141,7 +261,7 @@ def load(path: Path) -> StudyConfig:
         raise StudyConfigError(f"{path}: train.config {cfg.train_config} not found")
     for label, adapter in cfg.adapters.items():
         if label in cfg.presets or label in ("base", "instruct"):
-            raise StudyConfigError(f"{path}: adapter label {label!r} is taken")
+            raise StudyConfigError(f"{path}: train.adapters.{label}: the label is taken")
         if not adapter.is_dir():
-            raise StudyConfigError(f"{path}: adapter {label}: {adapter} is not a folder")
+            raise StudyConfigError(f"{path}: train.adapters.{label}: {adapter} is not a folder")
     return cfg

@@ -39,11 +39,17 @@ def _parser(prog: str, sweep: bool) -> argparse.ArgumentParser:
     return parser
 
 
-def _config(args: argparse.Namespace, extra: dict | None = None) -> config_mod.TrainConfig:
-    overrides = {**config_mod.overrides_from(args), **(extra or {})}
+def _sources(args: argparse.Namespace) -> tuple[dict, dict, str]:
+    """(YAML keys, flag keys, the YAML's name) of this invocation."""
+    overrides = config_mod.overrides_from(args)
     if args.config:
-        return config_mod.load(args.config, overrides)
-    return config_mod.build(None, overrides)
+        return config_mod.read_yaml(args.config), overrides, str(args.config)
+    return {}, overrides, "config"
+
+
+def _config(args: argparse.Namespace, preset: str | None = None) -> config_mod.TrainConfig:
+    yaml_data, overrides, where = _sources(args)
+    return config_mod.build(yaml_data, overrides, where, preset)
 
 
 def _train(cfg: config_mod.TrainConfig) -> Path:
@@ -53,7 +59,13 @@ def _train(cfg: config_mod.TrainConfig) -> Path:
 
 
 def sweep(args: argparse.Namespace) -> list[Path]:
-    from langadapt_train.trainer import is_finished
+    """One run per preset under ``<output>/<preset>``.
+
+    The same precedence as a single run: the sweep's preset fills lora_r / lora_alpha /
+    learning_rate unless the YAML or a flag sets them. An explicit lora_r or lora_alpha that
+    differs from a preset's is refused: the folder is named after the preset.
+    """
+    from langadapt_train.trainer import has_checkpoints, is_finished
 
     names = [p.strip() for p in args.presets.split(",") if p.strip()]
     unknown = [n for n in names if n not in PRESETS]
@@ -61,24 +73,32 @@ def sweep(args: argparse.Namespace) -> list[Path]:
         raise config_mod.ConfigError(
             f"--presets: unknown preset(s) {unknown}; known: {', '.join(PRESETS)}"
         )
-    base = _config(args)  # validates everything once, before the first run
+    yaml_data, overrides, where = _sources(args)
+    explicit = config_mod.explicit_values(yaml_data, overrides, where)
+    for name in names:
+        for key in ("lora_r", "lora_alpha"):
+            if key in explicit and explicit[key][0] != PRESETS[name][key]:
+                raise config_mod.ConfigError(
+                    f"{explicit[key][1]}: config key {key!r} = {explicit[key][0]} would replace "
+                    f"preset {name}'s {PRESETS[name][key]} in the sweep's {name}/ folder; a "
+                    "sweep varies lora_r and lora_alpha, so remove them from the config"
+                )
+    # Every preset's config is validated (and its preset values logged) before the first run.
+    configs = {name: _config(args, preset=name) for name in names}
     outputs = []
     for name in names:
-        output = Path(base.output) / name
+        output = Path(configs[name].output) / name
         outputs.append(output)
         if is_finished(output):
             print(f"[sweep] {name}: finished already in {output}, skipping", flush=True)
             continue
-        resume = output.exists() and any(output.iterdir())
+        # Resume only a run of ours that saved a checkpoint; anything else in the folder is
+        # refused by train() (nothing is overwritten).
+        resume = has_checkpoints(output)
         print(f"[sweep] {name}: {'resuming' if resume else 'training'} -> {output}", flush=True)
-        # The preset's values replace lora_r / lora_alpha / learning_rate of the base config.
-        extra = {
-            "preset": name,
-            "output": str(output),
-            "resume": resume,
-            **{k: v for k, v in PRESETS[name].items()},
-        }
-        _train(_config(args, extra))
+        cfg = configs[name]
+        cfg.output, cfg.resume = str(output), resume
+        _train(cfg)
     return outputs
 
 

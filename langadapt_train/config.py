@@ -1,16 +1,21 @@
 """The training configuration: one dataclass, loaded from YAML, overridden by flags.
 
-Precedence: field defaults < preset < YAML file < command-line flags. A preset
-only fills ``lora_r``, ``lora_alpha`` and ``learning_rate`` where neither the
-YAML nor a flag set them. The resolved config is saved with the adapter as
-``langadapt_train.yaml``; loading that file again reproduces the run.
+Precedence, for a single run and for every run of a sweep alike: field defaults < preset <
+YAML file < command-line flags. A preset only fills ``lora_r``, ``lora_alpha`` and
+``learning_rate`` where neither the YAML nor a flag set them; every value a preset sets, and
+every explicit value that replaces a preset's, is logged. The resolved config is saved with
+the adapter as ``langadapt_train.yaml``; loading that file again reproduces the run.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import logging
+import math
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -20,6 +25,8 @@ from typing import Any
 import yaml
 
 from langadapt_train.presets import PRESETS, preset_values
+
+log = logging.getLogger("langadapt_train")
 
 CONFIG_NAME = "langadapt_train.yaml"
 METHODS = ("qlora", "lora", "full")
@@ -124,17 +131,24 @@ def coerce(key: str, value: Any) -> Any:
                 return value.lower() in ("true", "yes", "1")
             raise ValueError("expected true or false")
         if typ is int:
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, str | int | float)
+                or (isinstance(value, float) and not value.is_integer())
+            ):
                 raise ValueError("expected an integer")
             return int(value)
         if typ is float:
-            if isinstance(value, bool):
+            if isinstance(value, bool) or not isinstance(value, str | int | float):
                 raise ValueError("expected a number")
-            return float(value)
+            number = float(value)
+            if not math.isfinite(number):
+                raise ValueError("expected a finite number")
+            return number
         if typ is str:
-            if not isinstance(value, str | int | float) or isinstance(value, bool):
-                raise ValueError("expected a string")
-            return str(value)
+            if not isinstance(value, str):
+                raise ValueError("expected a string (quote it in YAML)")
+            return value
         if typing.get_origin(typ) is list:
             if isinstance(value, str):
                 value = [v.strip() for v in value.split(",") if v.strip()]
@@ -202,7 +216,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file {path} not found")
     try:
-        data = yaml.safe_load(path.read_text("utf-8")) or {}
+        data = yaml.safe_load(path.read_text("utf-8-sig")) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(data, dict):
@@ -236,31 +252,139 @@ def _resolve_path(value: str, base: Path) -> str:
     return value
 
 
+# Keys and values that look like credentials; they never belong in a config file (the saved
+# copy travels with the adapter). Hub tokens come from HF_TOKEN / `hf auth login`.
+_SECRET_KEY = re.compile(r"token|secret|passw|api_?key|credential|auth", re.IGNORECASE)
+_SECRET_VALUE = re.compile(r"\bhf_[A-Za-z0-9]{20,}|\bsk-[A-Za-z0-9_-]{20,}|://[^/\s:@]+:[^/\s@]+@")
+
+
+def _refuse_secrets(data: dict[str, Any], where: str) -> None:
+    for key, value in data.items():
+        if key not in FIELDS and _SECRET_KEY.search(str(key)):
+            raise ConfigError(
+                f"{where}: config key {key!r} looks like a credential; secrets do not belong "
+                "in config files (they are saved with the adapter). Set HF_TOKEN in the "
+                "environment or run `hf auth login` instead"
+            )
+        if isinstance(value, str) and _SECRET_VALUE.search(value):
+            raise ConfigError(
+                f"{where}: config key {key!r} holds what looks like a token or a password; "
+                "secrets do not belong in config files. Set HF_TOKEN in the environment instead"
+            )
+
+
+def _coerce_all(data: dict[str, Any], where: str) -> dict[str, Any]:
+    _refuse_secrets(data, where)
+    out = {}
+    for key, value in data.items():
+        try:
+            out[key] = coerce(key, value)
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {err}") from None
+    return out
+
+
+def explicit_values(
+    yaml_data: dict[str, Any] | None = None,
+    overrides: dict[str, Any] | None = None,
+    where: str = "config",
+) -> dict[str, tuple[Any, str]]:
+    """Every key set by the YAML or a flag: ``{key: (value, where it came from)}``."""
+    out = {k: (v, where) for k, v in _coerce_all(yaml_data or {}, where).items()}
+    for key, value in _coerce_all(overrides or {}, "command line").items():
+        out[key] = (value, flag_name(key))
+    return out
+
+
 def build(
     yaml_data: dict[str, Any] | None = None,
     overrides: dict[str, Any] | None = None,
+    where: str = "config",
+    preset: str | None = None,
 ) -> TrainConfig:
-    """Defaults < preset < YAML < flags, with every key checked."""
-    explicit: dict[str, Any] = {}
-    for source in (yaml_data or {}, overrides or {}):
-        for key, value in source.items():
-            explicit[key] = coerce(key, value)
-    values: dict[str, Any] = {}
-    preset = explicit.get("preset")
+    """Defaults < preset < YAML < flags, with every key checked.
+
+    ``preset`` (a sweep's) replaces any preset the YAML or flags name. Errors name ``where``
+    (the YAML file) or the flag.
+    """
+    explicit = explicit_values(yaml_data, overrides, where)
     if preset is not None:
-        if preset not in PRESETS:
+        old = explicit.get("preset")
+        if old is not None and old[0] != preset:
+            log.info("sweep preset %s replaces preset %s (from %s)", preset, old[0], old[1])
+        explicit["preset"] = (preset, "sweep")
+    values: dict[str, Any] = {}
+    name = explicit["preset"][0] if "preset" in explicit else None
+    if name is not None:
+        if name not in PRESETS:
             raise ConfigError(
-                f"config key 'preset': must be one of {', '.join(PRESETS)} (got {preset!r})"
+                f"{explicit['preset'][1]}: config key 'preset': must be one of "
+                f"{', '.join(PRESETS)} (got {name!r})"
             )
-        values.update(preset_values(preset))
-    values.update(explicit)
+        for key, value in preset_values(name).items():
+            if key in explicit:
+                if explicit[key][0] != value:
+                    log.info(
+                        "%s=%s (from %s) replaces preset %s's %s",
+                        key,
+                        explicit[key][0],
+                        explicit[key][1],
+                        name,
+                        value,
+                    )
+                continue
+            default = FIELDS[key].default
+            if default != value:
+                log.info("preset %s sets %s=%s (default %s)", name, key, value, default)
+            values[key] = value
+    values.update({k: v for k, (v, _) in explicit.items()})
     cfg = TrainConfig(**values)
-    _check(cfg)
+    try:
+        _check(cfg)
+    except ConfigError as err:
+        key = re.search(r"config key '(\w+)'", str(err))
+        origin = explicit.get(key.group(1)) if key else None
+        raise ConfigError(f"{origin[1]}: {err}" if origin else str(err)) from None
     return cfg
 
 
-def load(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    return build(read_yaml(path), overrides)
+def load(
+    path: str | Path, overrides: dict[str, Any] | None = None, preset: str | None = None
+) -> TrainConfig:
+    return build(read_yaml(path), overrides, str(path), preset)
+
+
+RUN_KEYS_IGNORED = ("resume", "output")  # may differ between a run and its resumption
+
+
+def saved(directory: Path) -> dict[str, Any] | None:
+    """The config saved with a run, as written (no path resolution), or None."""
+    path = Path(directory) / CONFIG_NAME
+    if not path.is_file():
+        return None
+    try:
+        data = yaml.safe_load(path.read_text("utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: the saved config cannot be read ({err})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the saved config is not a mapping")
+    return data
+
+
+def changes(before: dict[str, Any], cfg: TrainConfig) -> list[str]:
+    """``key: old -> new`` for every setting of ``cfg`` that differs from a saved config."""
+    now = cfg.to_dict()
+    out = []
+    for key in sorted(set(before) | set(now)):
+        if key in RUN_KEYS_IGNORED:
+            continue
+        old, new = before.get(key, "(unset)"), now.get(key, "(unset)")
+        if key in FIELDS and key in before:
+            with contextlib.suppress(ConfigError):  # compare as parsed, e.g. 1e-4 and "1e-4"
+                old = coerce(key, old)
+        if old != new:
+            out.append(f"{key}: {old!r} -> {new!r}")
+    return out
 
 
 HELP = {

@@ -16,13 +16,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from langadapt_train import config as config_mod
 from langadapt_train import losslog, templates
-from langadapt_train.config import TrainConfig
+from langadapt_train.config import CONFIG_NAME, TrainConfig
 from langadapt_train.data import mix
 from langadapt_train.decontam import build_index
 
@@ -33,6 +35,20 @@ MANIFEST = "data_manifest.json"
 DECONTAM_REPORT = "decontamination.jsonl"
 CHECKPOINTS = "checkpoints"
 PREVIEW = "train_preview.jsonl"
+HELDOUT = "heldout.jsonl"
+# What a run writes before its first checkpoint; a folder holding only these (and an empty
+# checkpoints/) is a run that saved no progress and may be started over.
+RECORDS = {
+    CONFIG_NAME,
+    MANIFEST,
+    DECONTAM_REPORT,
+    PREVIEW,
+    HELDOUT,
+    "loss.jsonl",
+    "loss.csv",
+    "loss.png",
+    CHECKPOINTS,
+}
 
 
 class TrainError(RuntimeError):
@@ -41,6 +57,50 @@ class TrainError(RuntimeError):
 
 def is_finished(output: Path) -> bool:
     return (Path(output) / DONE).is_file()
+
+
+def has_checkpoints(output: Path) -> bool:
+    """The run in ``output`` got as far as writing a checkpoint (complete or not)."""
+    root = Path(output) / CHECKPOINTS
+    return root.is_dir() and any(root.iterdir())
+
+
+def check_output(output: Path, resume: bool) -> Path | None:
+    """Refuse an output folder this run must not write to; the checkpoint to resume from.
+
+    - a finished run is never touched;
+    - checkpoints of an unfinished run need ``resume``;
+    - a folder holding anything a run of ours did not write is refused (so an adapter or
+      model someone put there is never overwritten);
+    - a folder holding only the records a run writes before its first checkpoint is a run
+      that saved no progress: it is started over.
+    """
+    if is_finished(output):
+        raise TrainError(f"{output} already holds a finished run; choose another --output")
+    if not output.exists():
+        return None
+    if not output.is_dir():
+        raise TrainError(f"{output} is a file, not a folder; choose another --output")
+    if has_checkpoints(output):
+        if not resume:
+            raise TrainError(
+                f"{output} holds checkpoints of an unfinished run; pass --resume to continue "
+                "it, or choose another --output"
+            )
+        checkpoint = latest_checkpoint(output)
+        if checkpoint is None:
+            log.warning("no complete checkpoint in %s; starting from the beginning", output)
+        return checkpoint
+    foreign = sorted(p.name for p in output.iterdir() if p.name not in RECORDS)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise TrainError(
+            f"{output} is not empty and holds no checkpoint to resume ({shown}); nothing in "
+            "it is overwritten: choose another --output"
+        )
+    if any(output.iterdir()):
+        log.warning("%s holds a run stopped before its first checkpoint; starting it over", output)
+    return None
 
 
 def latest_checkpoint(output: Path) -> Path | None:
@@ -71,9 +131,12 @@ def load_tokenizer(cfg: TrainConfig) -> tuple[Any, templates.ChosenTemplate]:
 
 
 def prepare_data(
-    cfg: TrainConfig, tokenizer: Any, chosen: templates.ChosenTemplate, output: Path
-) -> tuple[list[dict[str, list[int]]], dict[str, Any]]:
-    """Build the mix, tokenize it, write the manifest and reports; return training rows."""
+    cfg: TrainConfig, tokenizer: Any, chosen: templates.ChosenTemplate
+) -> tuple[list[dict[str, list[int]]], dict[str, Any], dict[str, list]]:
+    """Build the mix and tokenize it: (training rows, manifest, records to write).
+
+    Nothing is written: the output folder is touched only once every check has passed.
+    """
     spec = mix.resolve(cfg.data)
     index = None
     if cfg.decontaminate:
@@ -104,16 +167,6 @@ def prepare_data(
             )
     if not rows:
         raise TrainError(f"no training rows left; skipped: {dict(skipped)}")
-
-    with (output / DECONTAM_REPORT).open("w", encoding="utf-8") as fh:
-        for item in built.dropped:
-            fh.write(json.dumps(item, ensure_ascii=False) + "\n")
-    with (output / PREVIEW).open("w", encoding="utf-8") as fh:
-        for item in preview:
-            fh.write(json.dumps(item, ensure_ascii=False) + "\n")
-    with (output / "heldout.jsonl").open("w", encoding="utf-8") as fh:
-        for messages in built.heldout:
-            fh.write(json.dumps({"messages": messages}, ensure_ascii=False) + "\n")
 
     manifest = {
         "mix": {
@@ -172,10 +225,51 @@ def prepare_data(
         )
     if skipped:
         log.info("skipped after tokenization: %s", dict(skipped))
+    records = {
+        DECONTAM_REPORT: built.dropped,
+        PREVIEW: preview,
+        HELDOUT: [{"messages": m} for m in built.heldout],
+    }
+    return rows, manifest, records
+
+
+def write_records(output: Path, manifest: dict[str, Any], records: dict[str, list]) -> None:
+    for name, items in records.items():
+        with (output / name).open("w", encoding="utf-8") as fh:
+            for item in items:
+                fh.write(json.dumps(item, ensure_ascii=False) + "\n")
     (output / MANIFEST).write_text(
         json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", "utf-8"
     )
-    return rows, manifest
+
+
+# Manifest entries that may differ between a run and its resumption (where files are, not
+# what they hold).
+_MANIFEST_IGNORED = re.compile(r"^(mix\.file|sources\[\d+\]\.origin)$")
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        out = {}
+        for i, item in enumerate(value):
+            out.update(_flatten(item, f"{prefix}[{i}]"))
+        return out
+    return {prefix: value}
+
+
+def manifest_changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """``entry: old -> new`` for every data-manifest entry that differs."""
+    a, b = _flatten(before), _flatten(now)
+    return [
+        f"{key}: {a.get(key, '(absent)')!r} -> {b.get(key, '(absent)')!r}"
+        for key in sorted(set(a) | set(b))
+        if not _MANIFEST_IGNORED.match(key) and a.get(key) != b.get(key)
+    ]
 
 
 def _rows_sha256(rows: list[dict[str, list[int]]]) -> str:
@@ -299,6 +393,23 @@ def sft_config(cfg: TrainConfig, output: Path) -> Any:
 # --- the run -----------------------------------------------------------------------------
 
 
+def _check_same_config(output: Path, cfg: TrainConfig) -> None:
+    """A resumed run must use the settings it started with."""
+    before = config_mod.saved(output)
+    if before is None:
+        raise TrainError(
+            f"cannot resume {output}: its {CONFIG_NAME} is missing, so the settings cannot be "
+            "checked; start a new run in another --output"
+        )
+    changed = config_mod.changes(before, cfg)
+    if changed:
+        raise TrainError(
+            f"cannot resume {output}: the config differs from the run's ({CONFIG_NAME}): "
+            + "; ".join(changed)
+            + ". Resume with the same settings, or start a new run in another --output"
+        )
+
+
 def train(cfg: TrainConfig) -> Path:
     """Run (or resume) training; returns the output directory."""
     from datasets import Dataset
@@ -306,32 +417,22 @@ def train(cfg: TrainConfig) -> Path:
     from trl import SFTTrainer
 
     output = Path(cfg.output).expanduser().resolve()
-    checkpoint = latest_checkpoint(output) if cfg.resume else None
-    if is_finished(output):
-        raise TrainError(f"{output} already holds a finished run; choose another --output")
-    if not cfg.resume and output.exists() and any(output.iterdir()):
-        raise TrainError(
-            f"{output} is not empty; pass --resume to continue its run, or choose another --output"
-        )
-    if cfg.resume and output.exists() and checkpoint is None:
-        log.warning("no checkpoint in %s; starting from the beginning", output)
-    output.mkdir(parents=True, exist_ok=True)
-    cfg.save(output)
+    checkpoint = check_output(output, cfg.resume)
+    if checkpoint is not None:
+        _check_same_config(output, cfg)
     set_seed(cfg.seed)
 
-    previous = output / MANIFEST
-    previous_sha = (
-        json.loads(previous.read_text("utf-8"))["train_sha256"]
-        if (checkpoint and previous.is_file())
-        else None
-    )
     tokenizer, chosen = load_tokenizer(cfg)
-    rows, manifest = prepare_data(cfg, tokenizer, chosen, output)
-    if previous_sha and previous_sha != manifest["train_sha256"]:
-        raise TrainError(
-            "the training data differ from the run being resumed (data_manifest.json "
-            "train_sha256); resume with the same config and data"
-        )
+    rows, manifest, records = prepare_data(cfg, tokenizer, chosen)
+    previous = output / MANIFEST
+    if checkpoint is not None and previous.is_file():
+        changed = manifest_changes(json.loads(previous.read_text("utf-8")), manifest)
+        if changed:
+            raise TrainError(
+                f"cannot resume {output}: the training data differ from the run's "
+                f"({MANIFEST}): " + "; ".join(changed[:8]) + ". Resume with the same data, or "
+                "start a new run in another --output"
+            )
     log.info(
         "training rows: %d (%d tokens, %d in the loss)",
         len(rows),
@@ -339,15 +440,28 @@ def train(cfg: TrainConfig) -> Path:
         manifest["tokenized"]["loss_tokens"],
     )
 
+    try:
+        args = sft_config(cfg, output)
+    except ValueError as err:  # transformers checks optim, lr_scheduler_type, ...
+        keys = [
+            k for k, v in cfg.to_dict().items() if isinstance(v, str) and f"{v} is not" in str(err)
+        ]
+        where = f"config key {keys[0]!r}: " if keys else "the trainer refused the settings: "
+        raise TrainError(where + str(err)) from None
     model, peft_config = load_model(cfg)
     trainer = SFTTrainer(
         model=model,
-        args=sft_config(cfg, output),
+        args=args,
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
         peft_config=peft_config,
         callbacks=[losslog.LossLogger(output)],
     )
+    # Every check has passed: only now is the output folder written.
+    output.mkdir(parents=True, exist_ok=True)
+    if trainer.is_world_process_zero():
+        cfg.save(output)
+        write_records(output, manifest, records)
     if cfg.method != "full":
         keep_adapter_fp32(trainer.model)
     started = time.time()

@@ -3,8 +3,9 @@
 Real HTTP on 127.0.0.1 (stdlib ``http.server`` in a thread), driven by the
 real ``openai`` client. Each test scripts it with ``server.responder``: a
 function ``(body, n) -> Reply`` of the request body and the request's
-sequence number (0-based), so a test can send 429s, 500s, slow or malformed
-replies before a normal verdict.
+sequence number (0-based), so a test can send 429s (with any Retry-After),
+401s, 5xx, slow, trickling or malformed replies, or a message whose
+``content`` is not a string, before a normal verdict.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+_TEXT = object()  # Reply.content default: the message content is ``text``
+
 
 @dataclass
 class Reply:
@@ -26,24 +29,39 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds to wait before answering
     raw: bytes | None = None  # send these bytes instead of a chat completion
+    content: Any = _TEXT  # any JSON value as the message content (a list, a dict, a number)
+    trickle: float = 0.0  # seconds between single bytes of the body (headers go at once)
 
 
 def verdict_for(body: dict[str, Any], paper: str = "4", fastchat: str = "Rating: [[7]]") -> Reply:
     """A well-formed verdict in the format the request's rubric asks for."""
-    prompt = body["messages"][0]["content"]
-    return Reply(fastchat if "[[rating]]" in prompt else paper)
+    return Reply(fastchat if "[[rating]]" in all_text(body) else paper)
+
+
+def all_text(body: dict[str, Any]) -> str:
+    return "\n".join(str(m.get("content")) for m in body["messages"])
 
 
 def prompt_of(body: dict[str, Any]) -> str:
-    return body["messages"][0]["content"]
+    """The judge prompt: the first user message (after a system message, if any)."""
+    return next(m["content"] for m in body["messages"] if m["role"] == "user")
+
+
+_ANSWER_FORMS = (
+    r"<<<(?:ANSWER-[0-9A-F]{16})>>>\n(.*?)\n<<<END-ANSWER-[0-9A-F]{16}>>>",  # guarded rubrics
+    r"\[The Start of Assistant's Answer\]\n(.*?)\n\[The End of Assistant's Answer\]",
+    r"### Assistant A:\n(.*?)\n\n(?=### User:|<\|The End)",  # FastChat, multi-turn
+    r"(?:^|\n)AI: (.*?)(?=\n\nHuman: |\nScore:)",  # the study's layout (paper)
+)
 
 
 def judged_answer(body: dict[str, Any], index: int = -1) -> str:
-    """The answer text fenced by the delimiters in a judge prompt (last one by default)."""
-    blocks = re.findall(
-        r"<<<(ANSWER-[0-9A-F]{16})>>>\n(.*?)\n<<<END-\1>>>", prompt_of(body), flags=re.DOTALL
-    )
-    return blocks[index][1]
+    """The (last, by default) answer text in a judge prompt, whatever the rubric."""
+    prompt = prompt_of(body)
+    for form in _ANSWER_FORMS:
+        if blocks := re.findall(form, prompt, flags=re.DOTALL):
+            return blocks[index]
+    raise ValueError(f"no answer found in the judge prompt: {prompt[:200]!r}")
 
 
 class _Server(ThreadingHTTPServer):
@@ -100,7 +118,12 @@ class JudgeServer:
                                 {
                                     "index": 0,
                                     "finish_reason": "stop",
-                                    "message": {"role": "assistant", "content": reply.text},
+                                    "message": {
+                                        "role": "assistant",
+                                        "content": reply.text
+                                        if reply.content is _TEXT
+                                        else reply.content,
+                                    },
                                 }
                             ],
                             "usage": {
@@ -120,7 +143,14 @@ class JudgeServer:
                 for key, value in reply.headers.items():
                     self.send_header(key, value)
                 self.end_headers()
-                self.wfile.write(data)
+                if not reply.trickle:
+                    self.wfile.write(data)
+                    return
+                self.wfile.flush()
+                for i in range(len(data)):  # one byte at a time: every read is quick
+                    self.wfile.write(data[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(reply.trickle)
 
         self._httpd = _Server(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True

@@ -39,6 +39,8 @@ def test_local_dir_from_env_and_metadata(cmmlu_dir: Path, monkeypatch) -> None:
     ds = cmmlu.load_subject("arts", cmmlu_dir=str(cmmlu_dir), pretrained="ignored")
     assert len(ds["test"]) == 160 and len(ds["dev"]) == 5
     assert set(ds["test"].column_names) == {"Question", "A", "B", "C", "D", "Answer"}
+    protocol = cmmlu.load_protocol_subject("arts", cmmlu_dir=str(cmmlu_dir))
+    assert protocol["test"]["shot_budget"] == [None] * 160  # no tokenizer: no shot dropped
     monkeypatch.setenv(cmmlu.ENV_DIR, str(cmmlu_dir))
     assert len(cmmlu.load_subject("agronomy")["test"]) == 169
 
@@ -67,6 +69,81 @@ def test_malformed_row_is_an_error_naming_file_and_row(tmp_path, bad_row, messag
     with pytest.raises(cmmlu.CMMLUDataError, match=message) as err:
         cmmlu._from_dir(tmp_path, "arts")
     assert str(tmp_path / "test" / "arts.csv") in str(err.value)
+
+
+def _records(n: int) -> list[str]:
+    return [f"{i},问题{i},甲,乙,丙,丁,{'ABCD'[i % 4]}" for i in range(n)]
+
+
+def _write_text(root: Path, subject: str, test_text: bytes) -> Path:
+    for split in ("dev", "test"):
+        (root / split).mkdir(parents=True, exist_ok=True)
+    header = ",Question,A,B,C,D,Answer"
+    (root / "dev" / f"{subject}.csv").write_text("\n".join([header, *_records(5)]) + "\n")
+    path = root / "test" / f"{subject}.csv"
+    path.write_bytes(test_text)
+    return path
+
+
+def test_unclosed_quote_is_an_error_naming_file_and_line(tmp_path) -> None:
+    # Issue 10 item 7: one unclosed quote used to swallow the records after it.
+    lines = [",Question,A,B,C,D,Answer", *_records(160)]
+    lines[40] = lines[40].replace("问题39", '"问题39')  # opened, never closed
+    path = _write_text(tmp_path, "arts", ("\n".join(lines) + "\n").encode())
+    with pytest.raises(cmmlu.CMMLUDataError, match=r"line 41: unclosed .*quote") as err:
+        cmmlu.read_csv(path)
+    assert str(path) in str(err.value)
+
+
+def test_quote_closed_far_below_is_an_error(tmp_path) -> None:
+    lines = [",Question,A,B,C,D,Answer", *_records(160)]
+    lines[40] = lines[40].replace("问题39", '"问题39')
+    lines[99] = lines[99].replace("问题98", '问题98"')  # the quote closes 59 lines later
+    path = _write_text(tmp_path, "arts", ("\n".join(lines) + "\n").encode())
+    with pytest.raises(cmmlu.CMMLUDataError, match=r"arts\.csv, line 41: unclosed quote"):
+        cmmlu.read_csv(path)
+
+
+def test_quoted_fields_and_multiline_text_are_kept(tmp_path) -> None:
+    text = (
+        ',Question,A,B,C,D,Answer\n0,"第一行\n第二行，有逗号",甲,"乙,""引号""",丙,丁,B\n'
+        + "\n".join(_records(3)[1:])
+        + "\n"
+    )
+    path = _write_text(tmp_path, "arts", text.encode())
+    rows = cmmlu.read_csv(path)
+    assert len(rows) == 3
+    assert rows[0]["Question"] == "第一行\n第二行，有逗号" and rows[0]["B"] == '乙,"引号"'
+
+
+def test_utf8_bom_is_accepted(tmp_path) -> None:
+    text = "\n".join([",Question,A,B,C,D,Answer", *_records(7)]) + "\n"
+    path = _write_text(tmp_path, "arts", b"\xef\xbb\xbf" + text.encode())
+    rows = cmmlu.read_csv(path)
+    assert len(rows) == 7 and rows[0]["Question"] == "问题0"
+
+
+def test_non_utf8_file_is_an_error_naming_it(tmp_path) -> None:
+    text = "\n".join([",Question,A,B,C,D,Answer", *_records(3)]) + "\n"
+    latin1 = "3,café,a,b,c,d,A\n".encode("latin-1")
+    path = _write_text(tmp_path, "arts", text.encode() + latin1)
+    with pytest.raises(cmmlu.CMMLUDataError, match=r"line 5: not UTF-8") as err:
+        cmmlu._from_dir(tmp_path, "arts")
+    assert str(path) in str(err.value)
+
+
+def test_text_is_kept_as_written(tmp_path) -> None:
+    # CMMLU's own code (pandas) keeps spaces around options; so does the loader.
+    text = ",Question,A,B,C,D,Answer\n0,问题 ,ARP ,乙,丙,丁,A\n"
+    rows = cmmlu.read_csv(_write_text(tmp_path, "arts", text.encode()))
+    assert rows[0]["Question"] == "问题 " and rows[0]["A"] == "ARP "
+
+
+def test_row_count_equals_records_in_every_cmmlu_file(cmmlu_dir: Path) -> None:
+    import pandas as pd
+
+    for path in sorted(cmmlu_dir.glob("*/*.csv")):
+        assert len(cmmlu.read_csv(path)) == len(pd.read_csv(path, index_col=0)), path
 
 
 def test_missing_subject_file_names_layout(tmp_path) -> None:

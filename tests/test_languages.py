@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -109,7 +110,11 @@ def test_shipped_languages_are_specs() -> None:
     assert specs["zh"].mc_task == "cmmlu_langadapt" and specs["tr"].mc_task is None
     assert specs["tr"].file is not None and specs["tr"].file.is_file()
     for spec in specs.values():
-        assert set(spec.judge_templates) == {"paper", "fastchat"}
+        assert set(spec.judge_templates) == {"paper", "paper-guarded", "fastchat-guarded"}
+    # fastchat: MT-Bench-ZH's file from the data directory or its public source; ours for tr
+    assert specs["zh"].judge_prompts is None and specs["zh"].judge_prompts_url
+    assert specs["zh"].judge_prompts_local == "zh/judge_prompts_zh.jsonl"
+    assert specs["tr"].judge_prompts is not None and specs["tr"].judge_prompts.is_file()
 
 
 def test_new_language_scaffold_has_todos_and_is_refused_until_filled(
@@ -305,7 +310,7 @@ def test_a_made_up_language_runs_through_lm_eval(smollm2_dir: Path, tmp_path: Pa
     proc = run_cli(["langadapt", "report", str(out), "--out", str(report)])
     assert proc.returncode == 0, proc.stderr
     md = (report / "report.md").read_text(encoding="utf-8")
-    assert "MT-Bench, language pir — judge scale 1–5" in md
+    assert "MT-Bench, language pir — judge scale 0–5" in md  # rubric paper: 0 counts
     assert (report / "mtbench_pir_radar.png").is_file()
 
 
@@ -318,3 +323,144 @@ def test_installed_package_carries_the_specs(tmp_path: Path) -> None:
     proc = run_cli([sys.executable, "-c", code], cwd=tmp_path)  # not the source tree
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "['tr', 'zh'] True True"
+
+
+# --- judge templates are checked and sandboxed; only specs the user named (issue 10) ---------
+
+
+@pytest.mark.parametrize(
+    ("rubric", "text", "message"),
+    [
+        ("paper", PAPER.replace("{% macro reask", "{% macro reask("), "syntax error"),
+        ("paper", PAPER + "{{ secret_value }}", r"undefined variable\(s\) secret_value"),
+        ("paper", PAPER.split("{%- endmacro -%}")[1], "no reask"),
+        ("paper", PAPER + "{{ answers[3] }}", "fails to render"),
+        ("paper-guarded", PAPER.replace("<<<{{ tags[-1] }}>>>", ""), "not fenced"),
+        ("paper", PAPER + "{{ cycler.__init__.__globals__.os.getcwd() }}", "sandbox"),
+        ("paper", PAPER + "{{ ''.__class__.__mro__[1].__subclasses__() }}", "sandbox"),
+    ],
+)
+def test_bad_judge_templates_are_refused_when_the_spec_is_loaded(
+    tmp_path: Path, rubric: str, text: str, message: str
+) -> None:
+    path = make_language(tmp_path)
+    (tmp_path / "judge" / "paper.j2").write_text(text, encoding="utf-8")
+    spec = {**json.loads(path.read_text(encoding="utf-8"))}
+    spec["judge_templates"] = {rubric: "judge/paper.j2"}
+    path.write_text(json.dumps(spec), encoding="utf-8")
+    with pytest.raises(LanguageSpecError, match=message) as err:
+        parse_spec(path)
+    assert str(path) in str(err.value) and "judge/paper.j2" in str(err.value)
+    assert main(["language-yamls", str(path), "--out", str(tmp_path / "tasks")]) == 2
+    assert not (tmp_path / "tasks").exists()
+
+
+def test_templates_render_in_jinja_sandbox(tmp_path: Path) -> None:
+    from langadapt_tasks.judge.rubrics import load_template
+
+    (tmp_path / "t.j2").write_text("{{ cycler.__init__.__globals__.os.getcwd() }}")
+    with pytest.raises(jinja2.exceptions.SecurityError):
+        load_template(tmp_path / "t.j2").render()
+
+
+def test_old_fastchat_template_key_says_what_to_do(tmp_path: Path) -> None:
+    path = make_language(tmp_path)
+    spec = {**json.loads(path.read_text(encoding="utf-8"))}
+    spec["judge_templates"] = {"fastchat": "judge/paper.j2"}
+    path.write_text(json.dumps(spec), encoding="utf-8")
+    with pytest.raises(LanguageSpecError, match="fastchat-guarded"):
+        parse_spec(path)
+
+
+def test_spec_named_in_a_file_is_loaded_only_if_the_user_named_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LANGADAPT_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv(language_spec.ENV_SPECS, raising=False)
+    monkeypatch.setattr(language_spec, "_REGISTERED", {})
+    monkeypatch.setattr(language_spec, "_TRUSTED", set())
+    path = make_language(tmp_path / "pirate")
+    with pytest.raises(LanguageSpecError, match=language_spec.ENV_SPECS):
+        language_spec.register(str(path), trusted=False)  # e.g. a samples file's doc.spec
+    assert "pir" not in language_spec._REGISTERED
+    monkeypatch.setenv(language_spec.ENV_SPECS, str(path))
+    assert language_spec.register(str(path), trusted=False).code == "pir"
+    monkeypatch.delenv(language_spec.ENV_SPECS)
+    assert language_spec.register(str(path), trusted=False).code == "pir"  # named already
+    # A shipped spec is always fine.
+    zh = language_spec.builtin_specs()["zh"]
+    assert language_spec.register(zh.path, trusted=False) is zh
+
+
+def test_fidelity_off_is_accepted_as_documented(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from langadapt_tasks.fidelity import fidelity
+
+    monkeypatch.setenv("LANGADAPT_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(language_spec, "_REGISTERED", {})
+    path = make_language(tmp_path / "pirate")
+    spec = json.loads(path.read_text(encoding="utf-8"))
+    spec.pop("fidelity")
+    # Written as a user writes YAML: a bare `off` (YAML 1.1 reads it as false).
+    text = yaml.safe_dump(spec, allow_unicode=True) + "fidelity: off\n"
+    path.write_text(text, encoding="utf-8")
+    assert parse_spec(path).fidelity == "off"
+    language_spec.register(path)
+    assert math.isnan(fidelity("Ahoy, matey!", "pir"))
+
+
+@pytest.mark.parametrize("code", ["../x", "x/../../y", "DE", "d", "de-x", "/tmp/x", "de\n"])
+def test_new_language_refuses_codes_that_are_not_identifiers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], code: str
+) -> None:
+    monkeypatch.setenv("LANGADAPT_HOME", str(tmp_path / "home"))
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    assert main(["new-language", code, "--name", "X"]) == 2
+    assert "2–8 lowercase letters/digits" in capsys.readouterr().err
+    assert {p.name for p in tmp_path.iterdir()} <= {"home", "work"}  # nothing beside it
+    assert list((tmp_path / "work").iterdir()) == []
+
+
+def test_new_language_writes_fastchat_prompts_with_the_language_clause(
+    tmp_path: Path, mt_bench_dir: Path
+) -> None:
+    folder = tmp_path / "de"
+    assert main(["new-language", "de", "--name", "German", "--dir", str(folder)]) == 0
+    rows = [
+        json.loads(x)
+        for x in (folder / "judge" / "judge_prompts.jsonl").read_text().split("\n")
+        if x
+    ]
+    zh = {
+        json.loads(x)["name"]: json.loads(x)
+        for x in (mt_bench_dir / "zh" / "judge_prompts_zh.jsonl").read_text().splitlines()
+    }
+    for row in rows:
+        for key in ("system_prompt", "prompt_template"):
+            # MT-Bench-ZH's text with German for Chinese: exactly its change, for German.
+            assert row[key] == zh[row["name"]][key].replace(
+                "English or Chinese", "English or German"
+            )
+
+
+def test_langadapt_judge_refuses_a_spec_named_only_by_a_samples_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from langadapt_tasks.judge import rejudge
+
+    monkeypatch.setenv("LANGADAPT_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv(language_spec.ENV_SPECS, raising=False)
+    monkeypatch.setattr(language_spec, "_REGISTERED", {})
+    monkeypatch.setattr(language_spec, "_TRUSTED", set())
+    spec = make_language(tmp_path / "pirate")
+    doc = {"lang": "pir", "turn": 1, "question_id": 1, "category": "writing"}
+    doc |= {"turns": ["Q?"], "spec": str(spec)}
+    samples = tmp_path / "out" / "samples_mtbench_langadapt_pir_writing_2026.jsonl"
+    samples.parent.mkdir()
+    samples.write_text(json.dumps({"doc": doc, "resps": [["A."]]}) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=language_spec.ENV_SPECS) as err:
+        rejudge.load_items([samples])
+    assert f"{samples}, line 1" in str(err.value)
+    assert "pir" not in language_spec._REGISTERED

@@ -15,7 +15,7 @@ import pytest
 from judge_server import JudgeServer, Reply, judged_answer, prompt_of, verdict_for
 
 from langadapt_tasks.judge.cache import VerdictCache
-from langadapt_tasks.judge.engine import judge_items
+from langadapt_tasks.judge.engine import JudgeStopped, judge_items
 from langadapt_tasks.judge.rubrics import JudgeItem
 from langadapt_tasks.judge.settings import JudgeSettings, resolve
 
@@ -31,8 +31,15 @@ def server() -> Iterator[JudgeServer]:
 
 
 @pytest.fixture
-def env(server: JudgeServer, tmp_path: Path) -> dict[str, str]:
+def env(
+    server: JudgeServer, tmp_path: Path, mt_bench_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    # FastChat's prompts come from the MT-Bench data directory (in this process, too).
+    monkeypatch.setenv("LANGADAPT_MTBENCH_DIR", str(mt_bench_dir))
+    monkeypatch.setenv("LANGADAPT_HOME", str(tmp_path / "home"))
     return {
+        "LANGADAPT_MTBENCH_DIR": str(mt_bench_dir),
+        "LANGADAPT_HOME": str(tmp_path / "home"),
         "OPENAI_BASE_URL": server.base_url,
         "OPENAI_API_KEY": KEY,
         "LANGADAPT_JUDGE_CACHE": str(tmp_path / "cache.sqlite"),
@@ -128,12 +135,27 @@ def test_5xx_are_retried_then_given_up_as_unscored(server, env) -> None:
     assert [judged_answer(b) for b in server.requests[7:]] == ["回答1"]
 
 
-def test_client_errors_are_not_retried(server, env) -> None:
-    server.responder = lambda body, n: Reply(status=401)
+@pytest.mark.parametrize("status", [400, 401, 403, 404])
+def test_client_errors_stop_the_batch_and_keep_cached_verdicts(server, env, status) -> None:
+    """Issue 10.4: a client error is not retried and stops judging at once, with a message
+    naming the status and what to check (never the key); cached verdicts survive it."""
+    s = settings_for(env, judge_concurrency=1)
+    judge_items(items(1), s, progress=False)  # 81 is cached
+    server.responder = lambda body, n: Reply(status=status)
+    with pytest.raises(JudgeStopped) as stopped:
+        judge_items(items(6), s, progress=False)
+    assert len(server.requests) == 2  # one refused request, then nothing more
+    message = str(stopped.value)
+    assert f"HTTP {status}" in message and server.base_url in message and KEY not in message
+    assert stopped.value.verdicts["zh/turn1/81"].score == 4.0  # the cached one
+    others = [v for k, v in stopped.value.verdicts.items() if k != "zh/turn1/81"]
+    assert all(v.score is None for v in others)
+
+
+def test_408_is_retried_like_a_timeout(server, env) -> None:
+    server.responder = lambda body, n: Reply(status=408) if n == 0 else verdict_for(body)
     verdicts = judge_items(items(1), settings_for(env), progress=False)
-    assert verdicts["zh/turn1/81"].score is None
-    assert "AuthenticationError" in verdicts["zh/turn1/81"].error
-    assert len(server.requests) == 1
+    assert scores(verdicts) == {"zh/turn1/81": 4.0} and len(server.requests) == 2
 
 
 def test_timeouts_are_retried(server, env) -> None:
@@ -163,7 +185,8 @@ def test_unparseable_verdicts_are_reasked_then_unscored(server, env) -> None:
         return Reply("I cannot decide.")
 
     server.responder = respond
-    verdicts = judge_items(items(2), settings_for(env, judge_reasks=2), progress=False)
+    s = settings_for(env, judge_reasks=2, judge_rubric="paper-guarded")
+    verdicts = judge_items(items(2), s, progress=False)
     assert verdicts["zh/turn1/81"].score == 2.0
     assert verdicts["zh/turn1/81"].replies == ["这个回答很好，我给高分。", "2"]
     reask = next(b for b in server.requests if "回答0" in prompt_of(b) and len(b["messages"]) == 3)
@@ -180,13 +203,13 @@ def test_injected_answer_does_not_move_the_score(server, env) -> None:
 
     # A judge that follows the injection by echoing it has not given a verdict...
     server.responder = lambda body, n: Reply(judged_answer(body))
-    verdicts = judge_items(
-        batch, settings_for(env, judge_rubric="fastchat", judge_reasks=1), progress=False
-    )
+    guarded = settings_for(env, judge_rubric="fastchat-guarded", judge_reasks=1)
+    verdicts = judge_items(batch, guarded, progress=False)
     assert verdicts["zh/turn1/81"].score is None
     # ...and a judge that quotes it before its own rating is scored by its own rating.
     server.responder = lambda body, n: Reply(f"It says '{judged_answer(body)}'. Rating: [[1]]")
-    verdicts = judge_items(batch, settings_for(env, judge_rubric="fastchat"), progress=False)
+    guarded = settings_for(env, judge_rubric="fastchat-guarded")
+    verdicts = judge_items(batch, guarded, progress=False)
     assert verdicts["zh/turn1/81"].score == 1.0
     body = server.requests[-1]
     assert judged_answer(body) == attack  # delivered intact, inside the fence
@@ -210,7 +233,7 @@ def test_key_is_not_written_to_cache_or_verdicts(server, env, tmp_path) -> None:
     def respond(body: dict, n: int) -> Reply:
         if "回答0" in prompt_of(body):
             return Reply(f"key {KEY} Rating: [[6]]")
-        return Reply(status=401)
+        return Reply(status=503)
 
     server.responder = respond
     from langadapt_tasks.judge.engine import verdict_rows, write_jsonl
@@ -286,7 +309,7 @@ def test_langadapt_judge_rejudges_saved_samples(server, env, tmp_path) -> None:
     proc = run_judge_cli([str(tmp_path / "out"), "--rubric", "fastchat", "--json"], env)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    assert report["summary"]["mtbench_langadapt_zh"]["score"] == 7.0
+    assert report["models"]["model"]["summary"]["mtbench_langadapt_zh"]["score"] == 7.0
     assert len(server.requests) == 16
     for path in tmp_path.rglob("*"):
         if path.is_file():
@@ -456,3 +479,345 @@ def test_hub_fallback_failure_says_how_to_use_a_local_copy(tmp_path) -> None:
         check=False,
     )
     assert "GeneZC/MT-Bench-ZH" in proc.stdout and "LANGADAPT_MTBENCH_DIR" in proc.stdout
+
+
+# --- hostile judges (issue 10) -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content", [[{"type": "image_url", "image_url": {"url": "x"}}], {"text": "4"}, 4, True]
+)
+def test_non_string_content_is_one_unscored_answer(server, env, content) -> None:
+    """Issue 10.2: a reply whose content is not text leaves that answer unscored, no more."""
+    server.responder = lambda body, n: (
+        Reply(content=content) if judged_answer(body) == "回答1" else verdict_for(body)
+    )
+    verdicts = judge_items(items(3), settings_for(env), progress=False)
+    assert scores(verdicts) == {"zh/turn1/81": 4.0, "zh/turn1/82": None, "zh/turn1/83": 4.0}
+    assert "not text" in verdicts["zh/turn1/82"].error
+
+
+def test_text_parts_content_is_read(server, env) -> None:
+    parts = [{"type": "text", "text": "Rating: "}, {"type": "text", "text": "[[8]]"}]
+    server.responder = lambda body, n: Reply(content=parts)
+    verdicts = judge_items(items(1), settings_for(env, judge_rubric="fastchat"), progress=False)
+    assert scores(verdicts) == {"zh/turn1/81": 8.0}
+
+
+@pytest.mark.parametrize(
+    "asked", ["1e999", "Fri, 31 Dec 2999 23:59:59 GMT", "-5", "nan", "Mon, 99 Foo 20"]
+)
+def test_retry_after_is_capped(server, env, asked) -> None:
+    """Issue 10.2/10.3: an absurd Retry-After neither crashes nor waits past max_backoff."""
+    server.responder = lambda body, n: (
+        Reply(status=429, headers={"Retry-After": asked}) if n == 0 else verdict_for(body)
+    )
+    start = time.monotonic()
+    verdicts = judge_items(items(1), settings_for(env, judge_max_backoff=0.3), progress=False)
+    assert scores(verdicts) == {"zh/turn1/81": 4.0}
+    assert time.monotonic() - start < 5
+
+
+def test_trickling_body_hits_the_request_deadline(server, env) -> None:
+    """Issue 10.3: one byte every 0.1 s is never a read timeout, but the whole request
+    has a deadline; the answer is unscored and says so."""
+    server.responder = lambda body, n: (
+        Reply("4", trickle=0.1) if judged_answer(body) == "回答0" else verdict_for(body)
+    )
+    s = settings_for(env, judge_timeout=2, judge_deadline=1, judge_max_retries=1)
+    start = time.monotonic()
+    verdicts = judge_items(items(2), s, progress=False)
+    elapsed = time.monotonic() - start
+    late = verdicts["zh/turn1/81"]
+    assert late.score is None and late.deadline_hit and "deadline of 1 s" in late.error
+    assert verdicts["zh/turn1/82"].score == 4.0
+    assert elapsed < 6, elapsed  # the body alone would take ~25 s per try
+
+
+# --- `langadapt judge`: exit codes, deadline, storage, cache path (issues 10, 11) ---------
+
+
+def rows_of(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_langadapt_judge_401_stops_with_exit_2_and_no_key(server, env, tmp_path) -> None:
+    """Issue 10.4: a bad key stops at the first request with a clear message."""
+    write_samples(tmp_path / "out")
+    server.responder = lambda body, n: Reply(status=401)
+    proc = run_judge_cli([str(tmp_path / "out"), "--concurrency", "1"], env)
+    assert proc.returncode == 2, proc.stderr
+    assert "HTTP 401" in proc.stderr and "API key" in proc.stderr
+    assert "Traceback" not in proc.stderr and KEY not in proc.stdout + proc.stderr
+    assert len(server.requests) == 1
+
+
+def test_langadapt_judge_unscored_exit_1_and_rerun_judges_only_those(server, env, tmp_path) -> None:
+    """Issue 10.5 (+10.2, 10.3 in the output): answers left unscored give exit 1 and a
+    note; --allow-unscored accepts them; once the judge is back, a rerun asks only for them."""
+    model = write_samples(tmp_path / "out")  # 8 answers
+    bad = {
+        "这是第81题的回答。": Reply(content={"x": 1}),  # not text
+        "这是第82题的回答。": Reply("4", trickle=0.1),  # too slow for the deadline
+    }
+    server.responder = lambda body, n: bad.get(judged_answer(body)) or verdict_for(body)
+    slow = {**env, "LANGADAPT_JUDGE_DEADLINE": "0.5", "LANGADAPT_JUDGE_MAX_RETRIES": "0"}
+    proc = run_judge_cli([str(tmp_path / "out")], slow)
+    assert proc.returncode == 1, proc.stderr
+    assert "2 of 8 answers are unscored" in proc.stderr
+    assert "1 hit the 0.5 s request deadline" in proc.stderr
+    assert "| **mtbench_langadapt_zh** | 4.00 | 2 |" in proc.stdout
+    (verdict_file,) = model.glob("judge_mtbench_langadapt_zh_*.jsonl")  # written all the same
+    rows = {r["question_id"]: r for r in rows_of(verdict_file)}
+    assert rows[82]["deadline_hit"] and rows[81]["unscored"] and rows[83]["score"] == 4.0
+    assert cached_count(Path(env["LANGADAPT_JUDGE_CACHE"])) == 6  # unscored are not cached
+
+    allowed = run_judge_cli([str(tmp_path / "out"), "--allow-unscored"], slow)
+    assert allowed.returncode == 0 and "2 of 8 answers are unscored" in allowed.stderr
+
+    before = len(server.requests)
+    server.responder = lambda body, n: verdict_for(body)  # the judge is back
+    again = run_judge_cli([str(tmp_path / "out")], env)
+    assert again.returncode == 0, again.stderr
+    assert sorted(judged_answer(b) for b in server.requests[before:]) == [
+        "这是第81题的回答。",
+        "这是第82题的回答。",
+    ]
+    assert "| **mtbench_langadapt_zh** | 4.00 | 0 |" in again.stdout
+
+
+def test_huge_replies_are_stored_capped(server, env, tmp_path, mt_bench_dir) -> None:
+    """Issue 11: a 1 MB judge reply is parsed in full but stored as its head + a note."""
+    model = write_samples(tmp_path / "out", n=2)
+    reply = "很好。" * 350_000 + " Rating: [[6]]"
+    server.responder = lambda body, n: Reply(reply)
+    local = {**env, "LANGADAPT_MTBENCH_DIR": str(mt_bench_dir)}
+    proc = run_judge_cli([str(tmp_path / "out"), "--rubric", "fastchat"], local)
+    assert proc.returncode == 0, proc.stderr
+    (verdict_file,) = model.glob("judge_mtbench_langadapt_zh_*.jsonl")
+    rows = rows_of(verdict_file)
+    assert {r["score"] for r in rows} == {6.0}
+    stored = rows[0]["judge_replies"][0]
+    assert stored.startswith(reply[:4000]) and f"{len(reply)} characters in full" in stored
+    assert verdict_file.stat().st_size < 4 * 20_000
+    assert Path(env["LANGADAPT_JUDGE_CACHE"]).stat().st_size < 200_000
+
+
+def test_cache_option_takes_a_folder_and_names_a_bad_file(server, env, tmp_path) -> None:
+    """Issue 11: --cache DIR keeps judge_cache.sqlite in it; a file that is not SQLite is
+    an error naming it (exit 2, no traceback)."""
+    write_samples(tmp_path / "out", n=1)
+    folder = tmp_path / "caches"
+    folder.mkdir()
+    proc = run_judge_cli([str(tmp_path / "out"), "--cache", str(folder)], env)
+    assert proc.returncode == 0, proc.stderr
+    assert cached_count(folder / "judge_cache.sqlite") == 2
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not a database\n" * 100, encoding="utf-8")
+    proc = run_judge_cli([str(tmp_path / "out"), "--cache", str(bad)], env)
+    assert proc.returncode == 2 and str(bad) in proc.stderr and "Traceback" not in proc.stderr
+
+
+# --- verdict identity: judge settings and models (issue 9.5) ------------------------------
+
+
+def test_cache_key_covers_base_url_temperature_and_max_tokens(server, env) -> None:
+    batch = items(2)
+    s = settings_for(env)
+    judge_items(batch, s, progress=False)
+    assert len(server.requests) == 2
+    assert (
+        server.requests[0]["temperature"] == 0
+        and server.requests[0]["max_tokens"] == (s.request_params()["max_tokens"])
+    )
+    for changed in ({"judge_temperature": 0.7}, {"judge_max_tokens": 99}):
+        before = len(server.requests)
+        judge_items(batch, settings_for(env, **changed), progress=False)
+        assert len(server.requests) == before + 2, changed
+    body = server.requests[-1]
+    assert body["max_tokens"] == 99 and body["temperature"] == s.request_params()["temperature"]
+    other = JudgeServer().start()  # the same judge model name at another endpoint
+    try:
+        judge_items(batch, settings_for({**env, "OPENAI_BASE_URL": other.base_url}), progress=False)
+        assert len(other.requests) == 2
+    finally:
+        other.stop()
+    judge_items(batch, s, progress=False)  # the first settings: still cached
+    assert len(server.requests) == 6
+
+
+def test_langadapt_judge_judges_every_model_beside_its_samples(server, env, tmp_path) -> None:
+    """Issue 9.5: two models' folders under one output dir: 2 x N answers judged, each
+    model's verdicts in its own folder, carrying its identity."""
+    out = tmp_path / "out"
+    folders = {}
+    for name, args in (("org__model-a", "pretrained=org/model-a"), ("adapter-b", "peft=b")):
+        folder = write_samples(out, n=2)  # writes out/model
+        target = out / name
+        folder.rename(target)
+        for path in target.glob("samples_*.jsonl"):  # another model, other answers
+            path.write_text(
+                path.read_text(encoding="utf-8").replace("的回答", f"的回答（{name}）"),
+                encoding="utf-8",
+            )
+        results = {"model_name": args.split("=")[1], "config": {"model_args": args}}
+        (target / "results_2026-01-01T00-00-00.json").write_text(json.dumps(results))
+        folders[name] = (target, args.split("=")[1], args)
+    proc = run_judge_cli([str(out)], env)
+    assert proc.returncode == 0, proc.stderr
+    assert len(server.requests) == 2 * 4
+    for target, model_name, args in folders.values():
+        (verdict_file,) = target.glob("judge_mtbench_langadapt_zh_*.jsonl")
+        rows = rows_of(verdict_file)
+        assert len(rows) == 4 and {r["model"] for r in rows} == {model_name}
+        assert {r["model_args"] for r in rows} == {args}
+        assert all(target.name in r["answers"][0] and r["judged_at"] for r in rows)
+        assert f"model: {model_name}" in proc.stdout
+    from langadapt_tasks.judge.verdicts import coverage
+
+    cov = coverage(out)["mtbench_langadapt_zh"]
+    assert (cov.answers, cov.scored, cov.complete) == (8, 8, True)
+
+
+# --- the requests at the wire against FastChat's reference prompts (issue 9) ---------------
+
+
+def fastchat_prompts(mt_bench_dir: Path) -> dict[str, dict]:
+    path = mt_bench_dir / "zh" / "judge_prompts_zh.jsonl"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    return {row["name"]: row for row in rows}
+
+
+def zh_question(mt_bench_dir: Path, category: str) -> dict:
+    from langadapt_tasks import mtbench_data
+
+    return next(
+        q for q in mtbench_data.load_questions(mt_bench_dir, "zh") if q["category"] == category
+    )
+
+
+def test_fastchat_requests_are_fastchats_messages_byte_for_byte(
+    server, env, mt_bench_dir, monkeypatch
+) -> None:
+    """FastChat's run_judge_single: system_prompt as the system message, prompt_template
+    filled in with str.format as the user message, temperature 0, max_tokens 2048 —
+    built here from MT-Bench-ZH's own prompt file, never from our code."""
+    monkeypatch.setenv("LANGADAPT_MTBENCH_DIR", str(mt_bench_dir))
+    prompts = fastchat_prompts(mt_bench_dir)
+    writing, math = zh_question(mt_bench_dir, "writing"), zh_question(mt_bench_dir, "math")
+    a1, a2 = "第一轮的回答：你好！", "第二轮的回答 {不是格式字段}。"
+    cases = [
+        (
+            JudgeItem("zh", 1, writing["question_id"], "writing", tuple(writing["turns"]), (a1,)),
+            "single-v1",
+            {"question": writing["turns"][0], "answer": a1},
+        ),
+        (
+            JudgeItem(
+                "zh",
+                1,
+                math["question_id"],
+                "math",
+                tuple(math["turns"]),
+                (a1,),
+                tuple(math["reference"]),
+            ),
+            "single-math-v1",
+            {"question": math["turns"][0], "answer": a1, "ref_answer_1": math["reference"][0]},
+        ),
+        (
+            JudgeItem(
+                "zh", 2, writing["question_id"], "writing", tuple(writing["turns"]), (a1, a2)
+            ),
+            "single-v1-multi-turn",
+            {
+                "question_1": writing["turns"][0],
+                "question_2": writing["turns"][1],
+                "answer_1": a1,
+                "answer_2": a2,
+            },
+        ),
+        (
+            JudgeItem(
+                "zh",
+                2,
+                math["question_id"],
+                "math",
+                tuple(math["turns"]),
+                (a1, a2),
+                tuple(math["reference"]),
+            ),
+            "single-math-v1-multi-turn",
+            {
+                "question_1": math["turns"][0],
+                "question_2": math["turns"][1],
+                "answer_1": a1,
+                "answer_2": a2,
+                "ref_answer_1": math["reference"][0],
+                "ref_answer_2": math["reference"][1],
+            },
+        ),
+    ]
+    s = settings_for(env, judge_rubric="fastchat", judge_concurrency=1)
+    for item, name, fields in cases:
+        before = len(server.requests)
+        judge_items([item], s, progress=False)
+        (body,) = server.requests[before:]
+        prompt = prompts[name]
+        expected = [
+            {"role": "system", "content": prompt["system_prompt"]},
+            {"role": "user", "content": prompt["prompt_template"].format(**fields)},
+        ]
+        assert body["messages"] == expected, name
+        assert body["temperature"] == 0 and body["max_tokens"] == 2048, name
+        assert body["model"] == s.model
+
+
+def test_print_one_captured_request_per_rubric_zh_turn1(
+    server, env, mt_bench_dir, monkeypatch
+) -> None:
+    """Shows (``-s``) the request each rubric sends for one zh turn-1 answer."""
+    from langadapt_tasks.judge.rubrics import RUBRICS
+
+    monkeypatch.setenv("LANGADAPT_MTBENCH_DIR", str(mt_bench_dir))
+    q = zh_question(mt_bench_dir, "writing")
+    item = JudgeItem("zh", 1, q["question_id"], "writing", tuple(q["turns"]), ("这是模型的回答。",))
+    for rubric in RUBRICS:
+        before = len(server.requests)
+        verdicts = judge_items([item], settings_for(env, judge_rubric=rubric), progress=False)
+        (body,) = server.requests[before:]
+        assert verdicts[item.id].score is not None
+        assert judged_answer(body) == "这是模型的回答。"
+        print(f"\n=== rubric {rubric} (zh, turn 1) ===")
+        print(json.dumps(body, ensure_ascii=False, indent=1))
+
+
+def test_read_verdict_rows_last_judged_wins_and_coverage_counts(tmp_path) -> None:
+    from langadapt_tasks.judge.verdicts import coverage, read_verdict_rows
+
+    model = write_samples(tmp_path / "out", n=2)  # 4 answers of model "model"
+    answers = {81: "这是第81题的回答。", 82: "这是第82题的回答。", 111: "这是第111题的回答。"}
+
+    def row(qid: int, score: float | None, at: str | None, answer: str | None = None) -> str:
+        category = "writing" if qid < 100 else "math"
+        data = {"id": f"model|zh/turn1/{qid}", "lang": "zh", "turn": 1, "question_id": qid}
+        data |= {"category": category, "answers": [answer or answers[qid]], "score": score}
+        data |= {"unscored": score is None, **({"judged_at": at} if at else {})}
+        return json.dumps(data, ensure_ascii=False) + "\n"
+
+    newer = model / "judge_mtbench_langadapt_zh_2026-01-01T00-00-00.jsonl"
+    older = model / "judge_mtbench_langadapt_zh_2026-02-01T00-00-00.jsonl"
+    newer.write_text(row(81, 5.0, "2026-03-01T00:00:00+00:00") + row(82, None, None))
+    older.write_text(
+        row(81, None, "2026-01-01T00:00:00+00:00")  # judged earlier, though in a later file
+        + row(82, 3.0, None)  # no timestamps: the later file wins
+        + row(111, 2.0, "2026-01-01T00:00:00+00:00", answer="an earlier generation")
+    )
+    rows = read_verdict_rows([newer, older])
+    assert (rows["model|zh/turn1/81"]["score"], rows["model|zh/turn1/82"]["score"]) == (5.0, 3.0)
+    cov = coverage(tmp_path / "out")["mtbench_langadapt_zh"]
+    # 81, 82 scored; 111's verdict is for other answer text; 112 has none.
+    assert (cov.answers, cov.scored, cov.unscored, cov.missing, cov.complete) == (4, 2, 0, 2, False)
+    older.write_text('{"id": "x"}\nnot json\n')
+    with pytest.raises(ValueError, match=rf"{older.name}:2: not a JSON verdict row"):
+        read_verdict_rows([older])

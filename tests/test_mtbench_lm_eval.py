@@ -170,6 +170,59 @@ def test_verdicts_file_next_to_samples(turn1) -> None:
     assert coding["unscored"] and coding["score"] is None and len(coding["judge_replies"]) == 3
     writing = next(r for r in rows if r["category"] == "writing")
     assert writing["score"] == 4.0 and writing["judge_replies"] == ["4"]
+    # Inside lm_eval the rows carry the evaluated model (lm-eval's model name) and a time.
+    results = json.loads(newest(turn1["out"], "results_*.json").read_text(encoding="utf-8"))
+    assert {r["model"] for r in rows} == {results["model_name"]}
+    assert all(r["judged_at"] and r["id"].startswith(results["model_name"] + "|") for r in rows)
+
+
+def test_langadapt_judge_over_two_models_writes_each_beside_its_samples(
+    turn1, server: JudgeServer, tmp_path: Path
+) -> None:
+    """Issue 9.5 on real lm_eval output: a second model's folder is the first run's copy
+    with another model in its results and other answers; `langadapt judge OUT` judges
+    2 x N answers and writes one verdict file per language in each model's folder."""
+    import shutil
+
+    (run,) = [p for p in turn1["out"].iterdir() if p.is_dir()]
+    out = tmp_path / "out"
+    first = shutil.copytree(run, out / run.name)
+    second = out / "adapter-b"
+    second.mkdir()
+    for path in first.glob("samples_mtbench_langadapt_*.jsonl"):
+        lines = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            sample = json.loads(line)
+            sample["resps"] = [[r + "（B）" for r in sample["resps"][0]]]
+            sample["filtered_resps"] = [r + "（B）" for r in sample["filtered_resps"]]
+            lines.append(json.dumps(sample, ensure_ascii=False))
+        (second / path.name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    for path in first.glob("results_*.json"):
+        results = json.loads(path.read_text(encoding="utf-8"))
+        results["model_name"] = "adapter-b"
+        results["config"]["model_args"] = f"pretrained={results['config']['model_args']},peft=b"
+        (second / path.name).write_text(json.dumps(results), encoding="utf-8")
+    for path in out.rglob("judge_*.jsonl"):
+        path.unlink()
+    n = sum(1 for p in first.glob("samples_*.jsonl") for _ in p.open(encoding="utf-8"))
+    before = len(server.requests)
+    cache = tmp_path / "cache.sqlite"
+    args = ["langadapt", "judge", str(out), "--rubric", "paper-guarded", "--cache", str(cache)]
+    proc = run_cli(args, env=turn1["env"], timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert len(server.requests) - before == 2 * n == 32
+    for folder, model in (
+        (first, json.loads(newest(first, "results_*.json").read_text())),
+        (second, {"model_name": "adapter-b"}),
+    ):
+        written = sorted(p.name.rsplit("_", 1)[0] for p in folder.glob("judge_*.jsonl"))
+        assert written == ["judge_mtbench_langadapt_tr", "judge_mtbench_langadapt_zh"]
+        for path in folder.glob("judge_*.jsonl"):
+            rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+            assert len(rows) == n // 2
+            assert {r["model"] for r in rows} == {model["model_name"]}
+            assert all(r["score"] == 4.0 for r in rows)
+            assert all(r["answers"][0].endswith("（B）") == (folder == second) for r in rows)
 
 
 def test_langadapt_judge_rejudges_the_run_and_caches(turn1, server: JudgeServer) -> None:
@@ -207,7 +260,7 @@ def test_turn2_feeds_the_model_its_own_first_answer(
     judged = server.requests[before:]
     assert len(judged) == 1
     assert answer_1 in prompt_of(judged[0]) and second["filtered_resps"][0] in prompt_of(judged[0])
-    assert "第二轮问题" in prompt_of(judged[0])
+    assert turns[1] in prompt_of(judged[0])  # the judge sees both turns
 
 
 def test_judge_off_plain_text_records_fidelity_only(

@@ -72,12 +72,12 @@ def test_segments_merge_short_pieces() -> None:
 # --- judge prompts and parsing ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("rubric", ["paper", "fastchat"])
+@pytest.mark.parametrize("rubric", ["paper-guarded", "fastchat-guarded"])
 @pytest.mark.parametrize("lang", ["zh", "tr"])
 @pytest.mark.parametrize("turn", [1, 2])
 def test_templates_render_every_answer_once_inside_its_fence(rubric, lang, turn) -> None:
     it = item(lang, turn, answer="the answer text")
-    prompt = build_messages(rubric, it)[0]["content"]
+    prompt = build_messages(rubric, it)[-1]["content"]
     for answer in it.answers:
         tag = answer_tag(answer)
         assert prompt.count(f"<<<{tag}>>>\n{answer}\n<<<END-{tag}>>>") == 1
@@ -85,37 +85,38 @@ def test_templates_render_every_answer_once_inside_its_fence(rubric, lang, turn)
     assert rubrics.reask_message(rubric, lang)
 
 
-def test_paper_rubric_is_two_shot_in_the_target_language() -> None:
-    zh = build_messages("paper", item("zh"))[0]["content"]
-    tr = build_messages("paper", item("tr"))[0]["content"]
+def test_paper_guarded_rubric_is_two_shot_in_the_target_language() -> None:
+    zh = build_messages("paper-guarded", item("zh"))[-1]["content"]
+    tr = build_messages("paper-guarded", item("tr"))[-1]["content"]
     assert "评分：5" in zh and "评分：1" in zh and "1 到 5" in zh
     assert "Puan: 5" in tr and "Puan: 1" in tr and "1 ile 5" in tr
     assert "参考一" not in zh  # the paper rubric has no reference answer
 
 
 def test_fastchat_rubric_uses_references_only_for_math_reasoning_coding() -> None:
-    math = build_messages("fastchat", item(category="math"))[0]["content"]
-    writing = build_messages("fastchat", item(category="writing"))[0]["content"]
+    math = build_messages("fastchat-guarded", item(category="math"))[-1]["content"]
+    writing = build_messages("fastchat-guarded", item(category="writing"))[-1]["content"]
     assert "[[rating]]" in math and "参考一" in math and "Reference Answer" in math
     assert "参考一" not in writing and "Reference Answer" not in writing
-    turn2 = build_messages("fastchat", item(turn=2, category="coding"))[0]["content"]
+    turn2 = build_messages("fastchat-guarded", item(turn=2, category="coding"))[-1]["content"]
     assert "参考二" in turn2 and "second user question" in turn2
 
 
 def test_injected_answer_cannot_close_its_fence_or_set_the_score() -> None:
     it = item(answer=INJECTION)
-    prompt = build_messages("fastchat", it)[0]["content"]
+    prompt = build_messages("fastchat-guarded", it)[-1]["content"]
     tag = answer_tag(INJECTION)
     start, end = prompt.index(f"<<<{tag}>>>"), prompt.index(f"<<<END-{tag}>>>")
     assert start < prompt.index("Ignore all previous") < end
     assert prompt.count(f"<<<END-{tag}>>>") == 1
     # A judge that only echoes the answer has given no verdict...
-    assert parse("fastchat", INJECTION, it) is None
+    assert parse("fastchat-guarded", INJECTION, it) is None
+    assert parse("paper-guarded", INJECTION, it) is None
     assert parse("paper", INJECTION, it) is None
     # ...and the judge's own rating wins over ratings quoted from the answer.
-    assert parse("fastchat", f"The reply says: {INJECTION}\nRating: [[2]]", it) == 2.0
+    assert parse("fastchat-guarded", f"The reply says: {INJECTION}\nRating: [[2]]", it) == 2.0
     fenced = f"<<<{tag}>>>\n{INJECTION}\n<<<END-{tag}>>>"
-    assert parse("fastchat", f"{fenced}\nRating: [[3]]", it) == 3.0
+    assert parse("fastchat-guarded", f"{fenced}\nRating: [[3]]", it) == 3.0
 
 
 @pytest.mark.parametrize(
@@ -134,7 +135,7 @@ def test_injected_answer_cannot_close_its_fence_or_set_the_score() -> None:
     ],
 )
 def test_paper_parser_accepts_a_bare_score_only(reply, score) -> None:
-    assert parse("paper", reply, item()) == score
+    assert parse("paper-guarded", reply, item()) == score
 
 
 @pytest.mark.parametrize(
@@ -151,8 +152,8 @@ def test_paper_parser_accepts_a_bare_score_only(reply, score) -> None:
         ("[[4]] ... final: [[4]]", 4.0),
     ],
 )
-def test_fastchat_parser(reply, score) -> None:
-    assert parse("fastchat", reply, item()) == score
+def test_fastchat_guarded_parser(reply, score) -> None:
+    assert parse("fastchat-guarded", reply, item()) == score
 
 
 # --- settings -----------------------------------------------------------------------------
@@ -189,7 +190,10 @@ def test_settings_metadata_wins_and_key_comes_from_the_environment_only() -> Non
     assert s.api_key == "sk-env-key-123"
     assert "sk-env-key-123" not in repr(s) and "sk-env-key-123" not in json.dumps(s.describe())
     assert resolve({"judge_api_key_env": "MY_KEY"}, env={"MY_KEY": "k2"}).api_key == "k2"
-    assert resolve({}, env={}).temperature == 0.0 and resolve({}, env={}).concurrency >= 16
+    assert (
+        resolve({}, env={}).request_params()["temperature"] == 0.0
+        and resolve({}, env={}).concurrency >= 16
+    )
     with pytest.raises(JudgeConfigError, match="rubric"):
         resolve({"judge_rubric": "bogus"}, env={})
     with pytest.raises(JudgeConfigError, match="LANGADAPT_JUDGE_CONCURRENCY"):

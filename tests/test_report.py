@@ -14,6 +14,7 @@ from conftest import lm_eval_bin, run_cli
 from judge_server import JudgeServer, Reply
 
 from langadapt_tasks.cli import main
+from langadapt_tasks.judge.rubrics import SCALES
 from langadapt_tasks.report import build_report
 from langadapt_tasks.report.inputs import model_name
 
@@ -92,8 +93,9 @@ def test_report_of_base_and_adapter(runs: dict[str, Path], tmp_path: Path) -> No
     # Only Humanities ran: the other categories are empty, and the leaderboard's
     # Humanities (which also counts China-specific subjects) is marked partial.
     assert "| – |" in md and "(11/" in md
-    assert "MT-Bench, language zh — judge scale 1–5" in md
-    assert "MT-Bench, language tr — judge scale 1–5" in md
+    low, high = SCALES["paper"]  # the rubric's own scale
+    assert f"MT-Bench, language zh — judge scale {low:g}–{high:g}" in md
+    assert f"MT-Bench, language tr — judge scale {low:g}–{high:g}" in md
     assert f"Δ vs {BASE}" in md
     html = (out / "report.html").read_text(encoding="utf-8")
     assert html.count("data:image/png;base64,") == len(list(out.glob("*.png"))) >= 5
@@ -166,7 +168,7 @@ def test_mixed_judge_scales_are_flagged(runs: dict[str, Path], tmp_path: Path) -
     build_report([runs["base"], lora], tmp_path / "r")
     md = (tmp_path / "r" / "report.md").read_text(encoding="utf-8")
     assert "different scales" in md and "not comparable" in md
-    assert "1 older verdict file(s) ignored" in md
+    assert "rubric fastchat)" in md  # the re-judge's rows replace the older ones, per answer
 
 
 def test_stderr_and_partial_categories_from_a_crafted_file(tmp_path: Path) -> None:
@@ -201,3 +203,119 @@ def test_multiple_choice_tasks_of_added_languages(tmp_path: Path) -> None:
     assert "Multiple choice (acc, %)" in md and "| model | pir |" in md
     assert "| zh-r8 | 50.0 ± 10.0 |" in md and "| zh-r8 | +25.0 ± 14.1 |" in md
     assert (tmp_path / "r" / "multiple_choice.png").stat().st_size > 1000
+
+
+def _mtbench_run(folder: Path, mt_bench_dir: Path, answers: dict[int, str]) -> list:
+    """An lm-eval run folder of MT-Bench zh answers (results and samples, one time stamp),
+    with the questions of the public zh question file; returns the judge items."""
+    from langadapt_tasks.judge.verdicts import item_from_doc
+
+    questions = {}
+    for line in (mt_bench_dir / "zh" / "question.jsonl").read_text("utf-8").splitlines():
+        if line.strip():
+            q = json.loads(line)
+            questions[int(q["question_id"])] = q
+    stamp = "2026-01-01T00-00-00.000001"
+    folder.mkdir(parents=True)
+    by_task: dict[str, list[dict]] = {}
+    items = []
+    for qid, answer in answers.items():
+        q = questions[qid]
+        doc = {
+            "lang": "zh",
+            "turn": 1,
+            "question_id": qid,
+            "category": q["category"],
+            "turns": q["turns"],
+            "reference": q.get("reference") or [],
+        }
+        by_task.setdefault(f"mtbench_langadapt_zh_{q['category']}", []).append(
+            {"doc": doc, "resps": [[answer]], "filtered_resps": [answer]}
+        )
+        items.append(item_from_doc(doc, answer, "org/M"))
+    for task, samples in by_task.items():
+        path = folder / f"samples_{task}_{stamp}.jsonl"
+        path.write_text("".join(json.dumps(s) + "\n" for s in samples), encoding="utf-8")
+    data = {
+        "results": {t: {"lang_fidelity,none": 1.0} for t in by_task},
+        "configs": {t: {} for t in by_task},
+        "n-samples": {t: {"original": 10, "effective": len(s)} for t, s in by_task.items()},
+        "config": {"model_args": "pretrained=org/M", "limit": 2},
+        "model_name": "org/M",
+    }
+    (folder / f"results_{stamp}.json").write_text(json.dumps(data), encoding="utf-8")
+    return items
+
+
+def _verdicts(path: Path, rows: list[tuple[object, float | None, str]]) -> None:
+    """A verdict file: (judge item, score, judged_at) per row, in the judge's row format."""
+    out = []
+    for item, score, when in rows:
+        out.append(
+            {
+                "id": item.id,
+                **item.to_dict(),
+                "score": score,
+                "unscored": score is None,
+                "error": None if score is not None else "no score in the reply",
+                "judge": {"model": "j", "rubric": "paper"},
+                "judged_at": when,
+            }
+        )
+    path.write_text("".join(json.dumps(r) + "\n" for r in out), encoding="utf-8")
+
+
+def test_verdicts_are_merged_per_answer(mt_bench_dir: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    a, b, c = _mtbench_run(run, mt_bench_dir, {81: "答一", 82: "答二", 83: "答三"})
+    _verdicts(
+        run / "judge_mtbench_langadapt_zh_2026-01-01T00-00-01.jsonl",
+        [(a, 2.0, "2026-01-01T00:00:01"), (b, 2.0, "2026-01-01T00:00:01"), (c, 2.0, "x")],
+    )
+    # A re-judge of one answer writes a newer file with that one row.
+    _verdicts(run / "judge_mtbench_langadapt_zh_2026-01-02T00-00-00.jsonl", [(a, 5.0, "2026-02")])
+    md = build_report([run], tmp_path / "r")["markdown"]
+    assert "3 of 3 answers scored (judge j, rubric paper)" in md  # was "of 1": newest file only
+    assert "| 3.00 ± 1.00 | 0 (of 3) |" in md  # (5 + 2 + 2) / 3
+    assert "NOT ALL JUDGED" not in md
+
+
+def test_unscored_and_unjudged_answers_are_counted_and_said(
+    mt_bench_dir: Path, tmp_path: Path
+) -> None:
+    from langadapt_tasks.judge.verdicts import item_from_doc
+
+    run = tmp_path / "run"
+    a, b, c = _mtbench_run(run, mt_bench_dir, {81: "答一", 82: "答二", 83: "答三"})
+    # b: the judge gave no score; c: only a verdict of an earlier answer to the question.
+    earlier = item_from_doc({**c.to_dict(), "turns": list(c.questions)}, "旧答", "org/M")
+    _verdicts(
+        run / "judge_mtbench_langadapt_zh_2026-01-01T00-00-01.jsonl",
+        [(a, 4.0, "t1"), (b, None, "t1"), (earlier, 5.0, "t1")],
+    )
+    report = build_report([run], tmp_path / "r")
+    md = report["markdown"]
+    assert "| 4.00 | 2 (of 3) |" in md
+    assert "1 of 3 answers scored" in md
+    assert "NOT ALL JUDGED: 1 unscored by the judge, 1 not judged yet" in md
+    assert f"langadapt judge {run}" in md
+
+
+def test_limit_and_shots_are_the_recorded_ones(tmp_path: Path) -> None:
+    def run(name: str, limit: float | None) -> Path:
+        data = {
+            "results": {"cmmlu_langadapt_arts": {"acc,none": 0.5, "acc_stderr,none": 0.1}},
+            "n-samples": {"cmmlu_langadapt_arts": {"original": 5, "effective": 5}},
+            "n-shot": {"cmmlu_langadapt_arts": 5},
+            "config": {"model_args": f"pretrained=org/{name}", "limit": limit},
+        }
+        path = tmp_path / name / "results_2026-01-01T00-00-00.json"
+        path.parent.mkdir()
+        path.write_text(json.dumps(data), encoding="utf-8")
+        return path
+
+    # A full run of a subject with 5 questions is not a --limit run (was: "fewer than 100").
+    md = build_report([run("full", None), run("part", 0.5)], tmp_path / "r")["markdown"]
+    note = next(line for line in md.splitlines() if "Run with lm_eval --limit" in line)
+    assert note.endswith("below 1): part (0.5); scores for a smoke test, not for comparison.")
+    assert "Few-shot examples per question (n-shot): full: 5; part: 5." in md

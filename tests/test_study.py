@@ -10,8 +10,8 @@ import pytest
 from conftest import run_cli
 from judge_server import JudgeServer, Reply
 
-from langadapt_tasks.study import StudyError, environment, run_study, turn2_tasks
-from langadapt_tasks.study_config import StudyConfigError, load
+from langadapt_tasks.study import StudyError, environment, evaluate, run_study, turn2_tasks
+from langadapt_tasks.study_config import ModelSpec, StudyConfigError, load
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -57,8 +57,8 @@ def test_variables_defaults_and_judge_switch(
     assert env["LANGADAPT_JUDGE_MODEL"] == "gpt-4.1" and env["LANGADAPT_JUDGE_RUBRIC"] == "fastchat"
     assert env["DATA_DIR"] == str(tmp_path / "elsewhere")
     config["judge"] = {"api_key": "sk-secret"}
-    with pytest.raises(ValueError, match="OPENAI_API_KEY"):
-        environment(load(write(tmp_path / "study.yaml", config)), "m")
+    with pytest.raises(StudyConfigError, match="OPENAI_API_KEY"):
+        load(write(tmp_path / "study.yaml", config))
 
 
 @pytest.mark.parametrize(
@@ -115,10 +115,15 @@ def test_train_step_runs_the_sweep_once_and_skips_finished_presets(tmp_path: Pat
         assert [a[a.index("--presets") + 1] for a in calls] == (
             ["r16-a48"] if preset == "r8-a32" else []
         )
+    # An lm_eval that exits 0 without writing results is not a finished evaluation.
+    with pytest.raises(StudyError, match="exited 0 but wrote 0 results files"):
+        run_study(cfg, ["evaluate"], run=fake)
+    assert not (tmp_path / "out" / "eval" / "base" / "langadapt_run.json").exists()
     # An evaluation of an adapter that was never trained is refused, with the reason.
     (tmp_path / "out" / "adapters" / "r8-a32" / "training_complete.json").unlink()
+    adapter = ModelSpec("r8-a32", str(tmp_path), str(tmp_path / "out" / "adapters" / "r8-a32"))
     with pytest.raises(StudyError, match="train it first"):
-        run_study(cfg, ["evaluate"], run=fake)
+        evaluate(cfg, adapter, {}, fake)
 
 
 @pytest.mark.slow
@@ -134,7 +139,8 @@ def test_study_runs_and_a_second_run_redoes_nothing(
     lora = LoraConfig(r=2, lora_alpha=8, target_modules=["q_proj"], init_lora_weights=False)
     get_peft_model(model, lora).save_pretrained(tmp_path / "zh-r2")
     server = JudgeServer().start()
-    server.responder = lambda body, n: Reply("3")
+    judge_up = {"now": False}  # the first run meets a judge outage
+    server.responder = lambda body, n: Reply("3") if judge_up["now"] else Reply(status=503)
     config = write(
         tmp_path / "study.yaml",
         {
@@ -144,10 +150,10 @@ def test_study_runs_and_a_second_run_redoes_nothing(
             "evaluate": {
                 "tasks": ["cmmlu_langadapt_arts", "mtbench_langadapt_zh_writing"],
                 "limit": 1,
-                "num_fewshot": 0,
+                "num_fewshot": 0,  # CMMLU only: MT-Bench runs apart, without it
                 "gen_kwargs": "max_gen_toks=8",
                 "apply_chat_template": False,
-                "turn2": True,  # a second run per model answers the second turn
+                "turn2": True,  # a third run per model answers the second turn
             },
             "judge": "on",  # settings from LANGADAPT_JUDGE_* below
         },
@@ -155,29 +161,52 @@ def test_study_runs_and_a_second_run_redoes_nothing(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LANGADAPT_"))}
     env.update(
         OPENAI_API_KEY="sk-test",
+        LANGADAPT_HOME=str(tmp_path / "home"),
         LANGADAPT_JUDGE_BASE_URL=server.base_url,
         LANGADAPT_JUDGE_MODEL="loopback-judge",
+        LANGADAPT_JUDGE_MAX_RETRIES="0",
         LANGADAPT_CMMLU_DIR=str(cmmlu_dir),
         LANGADAPT_MTBENCH_DIR=str(mt_bench_dir),
         HF_HUB_OFFLINE="1",
         OMP_NUM_THREADS="1",
         TOKENIZERS_PARALLELISM="false",
     )
+    study = ["langadapt", "study", "--config", str(config)]
+    out = tmp_path / "study"
     try:
-        first = run_cli(["langadapt", "study", "--config", str(config)], env=env, timeout=900)
-        assert first.returncode == 0, first.stderr[-3000:]
+        down = run_cli(study, env=env, timeout=900)
+        judge_up["now"] = True
+        up = run_cli(study, env=env, timeout=300)
         asked = len(server.requests)
-        second = run_cli(["langadapt", "study", "--config", str(config)], env=env, timeout=300)
-        assert second.returncode == 0, second.stderr[-3000:]
+        # An evaluation killed while lm_eval wrote its samples: no record, a samples file gone.
+        main = out / "eval" / "base"
+        (main / "langadapt_run.json").unlink()
+        next(main.rglob("samples_cmmlu_langadapt_arts_*.jsonl")).unlink()
+        redo = run_cli(study, env=env, timeout=300)
+        again = run_cli(study, env=env, timeout=300)
     finally:
         server.stop()
-    assert first.stdout.count("$ ") == 6  # two models: turn 1, turn 2, judge
-    assert "mtbench_langadapt_zh_mt_writing" in first.stdout and "mtbench_turn1" in first.stdout
-    assert asked == 4  # one MT-Bench question per model, two turns
-    assert "$ " not in second.stdout and len(server.requests) == asked  # nothing redone
-    assert "evaluate zh-r2: done" in second.stdout and "judge base: done" in second.stdout
-    assert "| zh-r2 |" in second.stdout  # the report's tables end the command's output
-    md = (tmp_path / "study" / "report" / "report.md").read_text(encoding="utf-8")
+    # The outage: every answer unscored; the study says so, writes the report, exits 1.
+    assert down.returncode == 1, down.stderr[-3000:]
+    assert down.stdout.count("$ ") == 8  # two models: CMMLU, MT-Bench, turn 2, judge
+    assert "mtbench_langadapt_zh_mt_writing" in down.stdout and "mtbench_turn1" in down.stdout
+    mt_runs = [line for line in down.stdout.splitlines() if "--tasks mtbench_langadapt" in line]
+    assert len(mt_runs) == 4 and not any("--num_fewshot" in line for line in mt_runs)
+    assert "judge base: 2 of 2 MT-Bench answers without a score" in down.stdout
+    assert "judging is not complete" in down.stderr and "allow_unscored" in down.stderr
+    assert "NOT ALL JUDGED: 1 unscored by the judge" in down.stdout  # the report's note
+    # The judge is back: only the judging is redone, and it scores every answer.
+    assert up.returncode == 0, up.stderr[-3000:]
+    assert up.stdout.count("$ ") == 2 and up.stdout.count("langadapt judge") == 2
+    assert "evaluate zh-r2: done" in up.stdout and "evaluate base turn2: done" in up.stdout
+    assert "| zh-r2 |" in up.stdout  # the report's tables end the command's output
+    # Only the interrupted run is redone; its answers (from lm-eval's cache) keep their verdicts.
+    assert redo.returncode == 0, redo.stderr[-3000:]
+    assert redo.stdout.count("$ ") == 1 and "--tasks cmmlu_langadapt_arts" in redo.stdout
+    assert "judge base: done (2 answers)" in redo.stdout
+    assert again.returncode == 0 and "$ " not in again.stdout and len(server.requests) == asked
+    md = (out / "report" / "report.md").read_text(encoding="utf-8")
     assert "| base |" in md and "| zh-r2 |" in md and "Δ vs base" in md
-    assert "judge loopback-judge, rubric paper" in md and "3.00" in md
-    assert "MT-Bench, language zh, turn 2" in md
+    assert "1 of 1 answers scored (judge loopback-judge, rubric paper)" in md and "3.00" in md
+    assert "MT-Bench, language zh, turn 2" in md and "NOT ALL JUDGED" not in md
+    assert "Run with lm_eval --limit" in md and "base: 0" in md  # recorded limit and n-shot

@@ -370,3 +370,89 @@ def test_ngram_index_long_and_short_items() -> None:
     assert index.match("请你写诗一首")[0] == "mt_bench:zh#1.1"
     assert index.match("请你写一首诗") is None
     assert index.sources == {"cmmlu": 1, "mt_bench:zh": 1}
+
+
+# --- issue 10 item 7: nothing dropped silently by the readers -------------------------------
+
+
+def test_csv_unclosed_quote_is_an_error_naming_file_and_line(tmp_path: Path) -> None:
+    lines = ["instruction,output"] + [f"soru {i},cevap {i}" for i in range(7)]
+    lines[4] = 'soru 3,"cevap 3'  # the quote is never closed: it would swallow the rest
+    path = tmp_path / "rows.csv"
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+    with pytest.raises(DataFileError, match=r"rows\.csv, line 5\b"):
+        mix.build(mix.resolve(str(path)), None)
+
+
+def test_csv_rows_match_the_records_of_the_file(tmp_path: Path) -> None:
+    # Quoted cells with line breaks, commas and doubled quotes: one record each.
+    rows = [[f'soru {i}\nikinci satır, "alıntı"', f"cevap {i}"] for i in range(7)]
+    path = write_csv(tmp_path / "rows.csv", ["instruction", "output"], rows)
+    built = mix.build(mix.resolve(str(path)), None)
+    assert built.sources[0].rows == 7 and len(built.train) == 7
+    assert sorted(c[0]["content"] for c in built.train)[0] == 'soru 0\nikinci satır, "alıntı"'
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".json"])
+def test_utf8_bom_is_accepted(tmp_path: Path, suffix: str) -> None:
+    body = {
+        ".csv": "instruction,output\nBir renk söyle.,Kırmızı.\n",
+        ".jsonl": '{"instruction": "Bir renk söyle.", "output": "Kırmızı."}\n',
+        ".json": '[{"instruction": "Bir renk söyle.", "output": "Kırmızı."}]',
+    }[suffix]
+    path = tmp_path / f"bom{suffix}"
+    path.write_bytes(b"\xef\xbb\xbf" + body.encode("utf-8"))
+    built = mix.build(mix.resolve(str(path)), None)
+    assert built.sources[0].schema == "alpaca"
+    assert built.train == [
+        [
+            {"role": "user", "content": "Bir renk söyle."},
+            {"role": "assistant", "content": "Kırmızı."},
+        ]
+    ]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".json"])
+def test_non_utf8_file_is_an_error_naming_the_file(tmp_path: Path, suffix: str) -> None:
+    body = {
+        ".csv": "instruction,output\nok,fine\nBir renk söyle.,Kırmızı.\n",
+        ".jsonl": '{"instruction": "ok", "output": "fine"}\n'
+        '{"instruction": "Bir renk söyle.", "output": "Kırmızı."}\n',
+        ".json": '[{"instruction": "ok", "output": "fine"},\n'
+        '{"instruction": "Bir renk söyle.", "output": "Kırmızı."}]',
+    }[suffix]
+    path = tmp_path / f"latin{suffix}"
+    path.write_bytes(body.encode("iso-8859-9"))  # Turkish Latin-5, not UTF-8
+    with pytest.raises(DataFileError, match=rf"latin\{suffix}, line \d+: not UTF-8"):
+        mix.build(mix.resolve(str(path)), None)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_csv_and_jsonl_accept_the_same_large_fields(tmp_path: Path, suffix: str) -> None:
+    answer = "uzun cevap " * 30_000  # 330,000 characters: over csv's default field limit
+    if suffix == ".csv":
+        path = write_csv(tmp_path / "big.csv", ["instruction", "output"], [["soru", answer]])
+    else:
+        path = write_jsonl(tmp_path / "big.jsonl", [{"instruction": "soru", "output": answer}])
+    built = mix.build(mix.resolve(str(path)), None)
+    assert built.train[0][1]["content"] == answer.strip()
+
+
+# --- issue 10 item 11: a wrong schema is an error, not 0 rows ------------------------------
+
+
+def test_zero_usable_rows_names_source_columns_found_and_expected(tmp_path: Path) -> None:
+    write_jsonl(
+        tmp_path / "aya.jsonl",
+        [{"instruction": f"soru {i}", "response": f"cevap {i}"} for i in range(5)],
+    )
+    spec = tmp_path / "m.yaml"
+    spec.write_text(
+        yaml.safe_dump({"sources": [{"name": "aya-tur", "path": "aya.jsonl"}]}), "utf-8"
+    )
+    with pytest.raises(DataFileError) as err:
+        mix.build(mix.resolve(str(spec)), None)
+    message = str(err.value)
+    assert "'aya-tur'" in message and "0 usable rows of 5" in message
+    assert "columns found: ['instruction', 'response']" in message
+    assert "columns expected: ['inputs', 'targets']" in message

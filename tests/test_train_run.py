@@ -248,6 +248,7 @@ def test_sweep_on_fixture_files_in_every_schema(smollm2_dir: Path, tmp_path: Pat
                 "decontaminate": False,
                 "packing": True,
                 "logging_steps": 1,
+                "learning_rate": 5e-4,  # an explicit value beats the presets' 1.6e-5
             }
         )
     )
@@ -259,6 +260,11 @@ def test_sweep_on_fixture_files_in_every_schema(smollm2_dir: Path, tmp_path: Pat
         out = tmp_path / "grid" / preset
         adapter = json.loads((out / "adapter_config.json").read_text())
         assert (adapter["r"], adapter["lora_alpha"]) == (r, 32)
+        saved = yaml.safe_load((out / "langadapt_train.yaml").read_text())
+        assert (saved["preset"], saved["learning_rate"]) == (preset, 5e-4)
+        assert f"learning_rate=0.0005 (from {cfg}) replaces preset {preset}'s 1.6e-05" in (
+            proc.stderr
+        )
         manifest = json.loads((out / "data_manifest.json").read_text())
         assert {s["schema"] for s in manifest["sources"]} == {
             "firefly",
@@ -326,6 +332,12 @@ def test_kill_and_resume_matches_an_uninterrupted_run(
         child.wait()
     assert child.returncode == -signal.SIGKILL
     assert not (killed / "training_complete.json").exists()
+
+    # A resume with other settings is refused, naming them, and changes nothing.
+    saved = (killed / "langadapt_train.yaml").read_text()
+    refused = run_cli(args(killed, "--resume", "--seed", "7"), env=env(), cwd=REPO)
+    assert refused.returncode == 2 and "seed: 42 -> 7" in refused.stderr
+    assert (killed / "langadapt_train.yaml").read_text() == saved
 
     resumed = run_cli(args(killed, "--resume"), env=env(), cwd=REPO)
     assert resumed.returncode == 0, resumed.stderr[-3000:]

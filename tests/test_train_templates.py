@@ -177,7 +177,7 @@ def test_rows_too_long_for_max_length_are_counted(smollm2_dir: Path, tmp_path: P
     import json
 
     from langadapt_train.config import build
-    from langadapt_train.trainer import MANIFEST, load_tokenizer, prepare_data
+    from langadapt_train.trainer import MANIFEST, load_tokenizer, prepare_data, write_records
 
     data = tmp_path / "rows.jsonl"
     rows = [
@@ -206,8 +206,10 @@ def test_rows_too_long_for_max_length_are_counted(smollm2_dir: Path, tmp_path: P
         },
     )
     tok, chosen = load_tokenizer(cfg)
-    encoded, manifest = prepare_data(cfg, tok, chosen, out)
+    encoded, manifest, records = prepare_data(cfg, tok, chosen)
+    assert not any(out.iterdir())  # nothing is written while the data are being checked
     assert len(encoded) == 2 and all(len(r["input_ids"]) <= 48 for r in encoded)
     assert manifest["tokenized"]["skipped"] == {"no assistant token within max_length=48": 1}
     assert manifest["tokenized"]["truncated"] == 1
+    write_records(out, manifest, records)
     assert json.loads((out / MANIFEST).read_text())["tokenized"] == manifest["tokenized"]

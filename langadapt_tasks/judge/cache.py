@@ -1,8 +1,10 @@
-"""SQLite cache of judge verdicts, keyed by judge model + rubric + exact prompt.
+"""SQLite cache of judge verdicts, keyed by everything that changes a verdict.
 
-Every verdict is committed as soon as it arrives, so a run killed half-way
-and started again asks the judge only for what is missing. Only scored
-verdicts are stored: an unscored item is asked again on the next run.
+The key covers the judge model, its base URL, the rubric, the exact messages,
+the temperature and max_tokens. Every verdict is committed as soon as it
+arrives, so a run killed half-way and started again asks the judge only for
+what is missing. Only scored verdicts are stored: an unscored item is asked
+again on the next run.
 """
 
 from __future__ import annotations
@@ -26,8 +28,30 @@ CREATE TABLE IF NOT EXISTS verdicts (
 """
 
 
-def cache_key(model: str, rubric: str, messages: list[dict[str, str]]) -> str:
-    payload = json.dumps([model, rubric, messages], ensure_ascii=False, sort_keys=True)
+class CacheError(ValueError):
+    """The verdict cache file cannot be opened (a folder, not SQLite, not writable)."""
+
+
+def cache_key(
+    model: str,
+    base_url: str,
+    rubric: str,
+    messages: list[dict[str, str]],
+    temperature: float,
+    max_tokens: int,
+) -> str:
+    payload = json.dumps(
+        {
+            "model": model,
+            "base_url": base_url.rstrip("/"),
+            "rubric": rubric,
+            "messages": messages,
+            "temperature": float(temperature),
+            "max_tokens": int(max_tokens),
+        },
+        ensure_ascii=False,
+        sort_keys=True,
+    )
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -36,12 +60,20 @@ class VerdictCache:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path).expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(_SCHEMA)
-        self._db.commit()
+        if self.path.is_dir():
+            raise CacheError(f"judge cache {self.path} is a folder; give a file (.sqlite) path")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(_SCHEMA)
+            self._db.commit()
+        except (OSError, sqlite3.Error) as err:
+            raise CacheError(
+                f"judge cache {self.path}: cannot be used as a SQLite verdict cache ({err}); "
+                "choose another file with --cache or LANGADAPT_JUDGE_CACHE"
+            ) from None
 
     def get(self, key: str) -> dict[str, Any] | None:
         with self._lock:

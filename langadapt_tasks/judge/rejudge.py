@@ -1,9 +1,10 @@
 """``langadapt judge``: judge saved ``--log_samples`` output without regenerating.
 
 Reads lm-eval samples files of the ``mtbench_langadapt_*`` tasks (or
-directories holding them), judges every answer with the configured judge and
-rubric (cached verdicts are reused), writes ``judge_<group>_<time>.jsonl``
-next to the samples and prints the same per-category table as lm-eval.
+directories holding them, one folder per model as lm-eval writes them), judges
+every model's answers with the configured judge and rubric (cached verdicts are
+reused), writes ``judge_<group>_<time>.jsonl`` next to each model's samples and
+prints the same per-category table as lm-eval, per model.
 """
 
 from __future__ import annotations
@@ -19,11 +20,14 @@ from langadapt_tasks.fidelity import fidelity
 from langadapt_tasks.judge.engine import judge_items, summarize, verdict_rows, write_jsonl
 from langadapt_tasks.judge.rubrics import JudgeItem
 from langadapt_tasks.judge.settings import JudgeSettings, require_configured
-from langadapt_tasks.language_spec import register
-from langadapt_tasks.mtbench_data import CATEGORIES, read_jsonl, sample_answer
-from langadapt_tasks.mtbench_task import group_name, to_item
-
-SAMPLES_GLOB = "samples_mtbench_langadapt_*.jsonl"
+from langadapt_tasks.judge.verdicts import (
+    SAMPLES_GLOB,
+    group_name,
+    model_identity,
+    samples_items,
+)
+from langadapt_tasks.language_spec import LanguageSpecError, register
+from langadapt_tasks.mtbench_data import CATEGORIES, read_jsonl
 
 
 def samples_files(paths: Iterable[Path]) -> list[Path]:
@@ -41,19 +45,33 @@ def samples_files(paths: Iterable[Path]) -> list[Path]:
     return files
 
 
+def _register_specs(path: Path) -> None:
+    """A language of your own: its spec (templates, fidelity) is named in the samples."""
+    for where, sample in read_jsonl(path):
+        doc = sample.get("doc")
+        if isinstance(doc, dict) and doc.get("spec"):
+            try:  # only a spec the user named (or a shipped one): a file cannot choose it
+                register(doc["spec"], trusted=False)
+            except LanguageSpecError as err:
+                raise ValueError(f"{where}: {err}") from None
+
+
 def load_items(files: Sequence[Path]) -> list[tuple[JudgeItem, Path]]:
-    """One judge item per logged sample (a later file wins for the same answer id)."""
+    """One judge item per logged sample, identified by the model whose folder holds it
+    (a later file wins for the same model and question)."""
     items: dict[str, tuple[JudgeItem, Path]] = {}
     for path in files:
-        for where, sample in read_jsonl(path):
-            doc, answer = sample.get("doc"), sample_answer(sample)
-            if not isinstance(doc, dict) or "lang" not in doc or "turn" not in doc:
-                raise ValueError(f"{where}: not a sample of an mtbench_langadapt task")
-            if answer is None:
-                raise ValueError(f"{where}: no generated answer (resps) in the sample")
-            if doc.get("spec"):  # a language of your own: its templates and fidelity
-                register(doc["spec"])
-            item = to_item(doc, answer)
+        who = model_identity(path.parent)
+        _register_specs(path)
+        for item in samples_items(path, who.name):
+            if who.model_args:
+                item.meta["model_args"] = who.model_args
+            seen = items.get(item.id)
+            if seen and seen[1].parent != path.parent and seen[0].answers != item.answers:
+                raise ValueError(
+                    f"{seen[1].parent} and {path.parent} both hold answers of model "
+                    f"{who.name!r} to {item.id}; judge these folders one at a time"
+                )
             items[item.id] = (item, path)
     if not items:
         raise ValueError("no MT-Bench samples found")
@@ -62,6 +80,10 @@ def load_items(files: Sequence[Path]) -> list[tuple[JudgeItem, Path]]:
 
 def _group(item: JudgeItem) -> str:
     return group_name(item.lang, item.turn)
+
+
+def _model_group(item: JudgeItem) -> str:
+    return f"{item.model} · {_group(item)}" if item.model else _group(item)
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
@@ -93,10 +115,19 @@ def table(items: Sequence[JudgeItem], summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _out_dir(settings: JudgeSettings, samples_folder: Path, several: bool) -> Path:
+    """Beside the model's samples; under ``--output-dir``, in a folder per model when
+    there are several (named as lm-eval names the samples folder)."""
+    if settings.output_dir is None:
+        return samples_folder
+    return settings.output_dir / samples_folder.name if several else settings.output_dir
+
+
 def rejudge(
     paths: Sequence[Path], settings: JudgeSettings, *, progress: bool = True
 ) -> dict[str, Any]:
-    """Judge the samples under ``paths``; return the summary, the table and the files written."""
+    """Judge every model's samples under ``paths``; per model: the summary, the table and
+    the verdict files written. Raises ``JudgeStopped`` at a client error (bad key...)."""
     require_configured(settings)
     if not settings.enabled:
         raise ValueError("the judge is switched off (judge=off / LANGADAPT_JUDGE=off)")
@@ -104,20 +135,35 @@ def rejudge(
     items = [item for item, _ in pairs]
     verdicts = judge_items(items, settings, progress=progress)
     stamp = dt.datetime.now().isoformat().replace(":", "-")
-    written = []
-    groups: dict[tuple[str, int], list[tuple[JudgeItem, Path]]] = {}
+    by_folder: dict[Path, list[JudgeItem]] = {}
     for item, path in pairs:
-        groups.setdefault((item.lang, item.turn), []).append((item, path))
-    for (lang, turn), group in sorted(groups.items()):
-        out_dir = settings.output_dir or group[0][1].parent
-        path = out_dir / f"judge_{group_name(lang, turn)}_{stamp}.jsonl"
-        written.append(write_jsonl(path, verdict_rows([i for i, _ in group], verdicts, settings)))
-    summary = summarize(items, verdicts, key=_group)
+        by_folder.setdefault(path.parent, []).append(item)
+    models: dict[str, Any] = {}
+    for folder, folder_items in sorted(by_folder.items()):
+        out_dir = _out_dir(settings, folder, len(by_folder) > 1)
+        groups: dict[tuple[str, int], list[JudgeItem]] = {}
+        for item in folder_items:
+            groups.setdefault((item.lang, item.turn), []).append(item)
+        written = []
+        for (lang, turn), group in sorted(groups.items()):
+            path = out_dir / f"judge_{group_name(lang, turn)}_{stamp}.jsonl"
+            written.append(str(write_jsonl(path, verdict_rows(group, verdicts, settings))))
+        summary = summarize(folder_items, verdicts, key=_group)
+        models[folder_items[0].model or str(folder)] = {
+            "folder": str(folder),
+            "summary": summary,
+            "markdown": table(folder_items, summary),
+            "written": written,
+        }
+    judged = [verdicts.get(item.id) for item in items]
     return {
         "judge": settings.describe(),
-        "summary": summary,
-        "markdown": table(items, summary),
-        "written": [str(p) for p in written],
+        "models": models,
+        "answers": len(items),
+        "unscored": sum(1 for v in judged if v is None or v.score is None),
+        "deadline_hit": sum(1 for v in judged if v is not None and v.deadline_hit),
+        "deadline": settings.deadline,
+        "written": [path for m in models.values() for path in m["written"]],
     }
 
 
@@ -126,7 +172,22 @@ def print_report(report: dict[str, Any], as_json: bool) -> None:
         print(json.dumps(report, indent=2, ensure_ascii=False))
         return
     judge = report["judge"]
-    print(f"judge: {judge['model']} at {judge['base_url']}, rubric {judge['rubric']}\n")
-    print(report["markdown"])
-    for path in report["written"]:
-        print(f"\nverdicts: {path}")
+    print(f"judge: {judge['model']} at {judge['base_url']}, rubric {judge['rubric']}")
+    for name, model in report["models"].items():
+        print(f"\nmodel: {name}\n")
+        print(model["markdown"])
+        for path in model["written"]:
+            print(f"\nverdicts: {path}")
+
+
+def unscored_note(report: dict[str, Any]) -> str | None:
+    """What to tell the user about answers left unscored (None when all are scored)."""
+    if not report["unscored"]:
+        return None
+    note = f"{report['unscored']} of {report['answers']} answers are unscored"
+    if report["deadline_hit"]:
+        note += (
+            f" ({report['deadline_hit']} hit the {report['deadline']:g} s request deadline; "
+            "raise it with LANGADAPT_JUDGE_DEADLINE)"
+        )
+    return note + "; run `langadapt judge` again to judge only those (scored ones are cached)"

@@ -1,39 +1,90 @@
-"""Judge prompts (jinja2 templates shipped in the package) and verdict parsing.
+"""Judge prompts and verdict parsing, one pair per rubric.
 
-A language's spec names its template per rubric (the shipped ones are
-``templates/judge/<rubric>_<lang>.j2``). It renders the judge's
-user message from these variables:
+Rubrics (docs/mtbench.md lists every way each one differs from its source):
 
-``turn`` (1 or 2), ``questions`` (the question turns), ``answers`` (the
-model's answers, one per turn so far), ``tags`` (one delimiter tag per
-answer), ``reference`` (reference answers; empty unless the rubric uses them)
-and ``category``. Each template also defines a ``reask()`` macro: the
-follow-up sent when a reply cannot be parsed.
+``fastchat``
+    FastChat llm_judge's single-answer prompts exactly (``run_judge_single``): the
+    prompt's ``system_prompt`` as a system message, its ``prompt_template`` filled in
+    with ``str.format`` as the user message, read from a FastChat-format
+    ``judge_prompts.jsonl`` named by the language's spec (``judge_prompts``): the
+    MT-Bench directory's copy when one is configured, else the spec's file or its
+    public source (``url``, downloaded once). Parsed as FastChat does.
+``paper``
+    The study's judge prompt (system message: its instruction and two examples;
+    user message: the question and answer in the examples' layout). A bare number.
+``fastchat-guarded``, ``paper-guarded``
+    langadapt's injection-hardened prompts: the answers are fenced and the parser
+    ignores anything of the answer the judge echoes.
 
-Each answer is fenced by ``<<<TAG>>>`` / ``<<<END-TAG>>>`` where TAG is derived
-from a hash of the answer itself, so an answer cannot contain its own closing
-marker, and the parser ignores any text of the answer that the judge echoes.
+Everything but ``fastchat`` is a jinja2 template named by the language's spec
+(``judge_templates``; the shipped ones are ``templates/judge/<rubric>_<lang>.j2``),
+rendered in jinja2's sandbox from ``turn`` (1 or 2), ``questions``, ``answers``
+(one per turn so far), ``tags`` (one fence tag per answer), ``reference``
+(empty unless the rubric uses references) and ``category``. The template's output
+is the user message; an optional ``system()`` macro is the system message, and a
+``reask()`` macro is the follow-up sent when a reply cannot be parsed. Templates
+are checked when a spec is loaded (``check_template``).
+
+Each answer of a guarded rubric is fenced by ``<<<TAG>>>`` / ``<<<END-TAG>>>``
+where TAG is derived from a hash of the answer itself, so an answer cannot
+contain its own closing marker.
 """
 
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
+import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2.sandbox import SandboxedEnvironment
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates" / "judge"
-SCALES = {"paper": (1, 5), "fastchat": (1, 10)}
-# FastChat grades these categories against a reference answer.
+RUBRICS: tuple[str, ...] = ("paper", "paper-guarded", "fastchat", "fastchat-guarded")
+GUARDED = frozenset({"paper-guarded", "fastchat-guarded"})
+# The values ``parse`` can return. The study's prompt asks for 1–5 but its own
+# negative example is scored 0: a 0 is a verdict, counted as 0 (docs/mtbench.md).
+SCALES: dict[str, tuple[int, int]] = {
+    "paper": (0, 5),
+    "paper-guarded": (1, 5),
+    "fastchat": (1, 10),
+    "fastchat-guarded": (1, 10),
+}
+# FastChat's ``chat_compeletion_openai(..., temperature=0, max_tokens=2048)``. The study
+# prints neither: a bare number needs a few tokens; longer replies are not a verdict.
+_REQUEST = {
+    "paper": {"temperature": 0.0, "max_tokens": 16},
+    "paper-guarded": {"temperature": 0.0, "max_tokens": 16},
+    "fastchat": {"temperature": 0.0, "max_tokens": 2048},
+    "fastchat-guarded": {"temperature": 0.0, "max_tokens": 2048},
+}
+# FastChat grades these categories against a reference answer (``NEED_REF_CATS``).
 REFERENCE_CATEGORIES = frozenset({"math", "reasoning", "coding"})
+# FastChat's ``one_score_pattern`` and ``one_score_pattern_backup``, verbatim.
+FASTCHAT_SCORE = re.compile(r"\[\[(\d+\.?\d*)\]\]")
+FASTCHAT_SCORE_BACKUP = re.compile(r"\[(\d+\.?\d*)\]")
+FASTCHAT_PROMPTS = (
+    "single-v1",
+    "single-math-v1",
+    "single-v1-multi-turn",
+    "single-math-v1-multi-turn",
+)
+FASTCHAT_REASK = (
+    'Your reply could not be parsed. End your reply with the rating in the format "[[rating]]", '
+    'for example: "Rating: [[5]]".'
+)
 _DOUBLE = re.compile(r"\[\[\s*(\d+(?:\.\d+)?)\s*\]\]")
 _SINGLE = re.compile(r"\[\s*(\d+(?:\.\d+)?)\s*\]")
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
-_PAPER_MAX_REPLY = 24  # "评分：4", "Puan: 4", "4" — anything longer is not a bare score
+# "4", or the score label of the prompt's own layout and the number ("Score: 4", "评分：4").
+_PAPER_REPLY = re.compile(r"(?:(?:Score|评分|Puan)\s*[:：]\s*)?(\d+)")
+# What a template may read (besides names it sets itself).
+VARIABLES = frozenset({"turn", "questions", "answers", "tags", "reference", "category"})
 
 
 @dataclass(frozen=True)
@@ -47,11 +98,15 @@ class JudgeItem:
     questions: tuple[str, ...]
     answers: tuple[str, ...]
     reference: tuple[str, ...] = ()
+    # The evaluated model (lm-eval's model name, e.g. the ``pretrained=`` or ``peft=``
+    # path); "" when unknown. Two models' answers to one question are two items.
+    model: str = ""
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def id(self) -> str:
-        return f"{self.lang}/turn{self.turn}/{self.question_id}"
+        base = f"{self.lang}/turn{self.turn}/{self.question_id}"
+        return f"{self.model}|{base}" if self.model else base
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JudgeItem:
@@ -63,6 +118,7 @@ class JudgeItem:
             questions=tuple(data["questions"]),
             answers=tuple(data["answers"]),
             reference=tuple(data.get("reference") or ()),
+            model=str(data.get("model") or ""),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -74,6 +130,7 @@ class JudgeItem:
             "questions": list(self.questions),
             "answers": list(self.answers),
             "reference": list(self.reference),
+            "model": self.model,
         }
 
 
@@ -81,16 +138,25 @@ def answer_tag(answer: str) -> str:
     return "ANSWER-" + hashlib.sha256(answer.encode("utf-8")).hexdigest()[:16].upper()
 
 
+class TemplateCheckError(ValueError):
+    """A judge template that cannot be used (syntax, variables, macros, fence, unsafe)."""
+
+
 @functools.cache
 def _env(folder: Path) -> jinja2.Environment:
+    # Sandboxed: a template cannot reach Python internals (``cycler.__init__.__globals__``).
     # The language's own folder first; then the shipped templates, so that a
     # language's template can include the shared ones (``_fastchat.j2``).
-    return jinja2.Environment(
+    return SandboxedEnvironment(
         loader=jinja2.FileSystemLoader([folder, TEMPLATE_DIR]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=False,
         autoescape=False,  # plain-text prompts, not HTML
     )
+
+
+def load_template(path: Path) -> jinja2.Template:
+    return _env(path.parent).get_template(path.name)
 
 
 def template(rubric: str, lang: str) -> jinja2.Template:
@@ -106,36 +172,206 @@ def template(rubric: str, lang: str) -> jinja2.Template:
             f"no judge template for rubric {rubric!r} and language {lang!r} in its spec "
             f"({get(lang).path})"
         )
-    return _env(path.parent).get_template(path.name)
+    return load_template(path)
+
+
+def _context(item: JudgeItem, rubric: str) -> dict[str, Any]:
+    return {
+        "turn": item.turn,
+        "questions": list(item.questions),
+        "answers": list(item.answers),
+        "tags": [answer_tag(a) for a in item.answers],
+        "reference": list(item.reference) if uses_reference(rubric, item) else [],
+        "category": item.category,
+    }
+
+
+def _render(tpl: jinja2.Template, context: dict[str, Any]) -> list[dict[str, str]]:
+    """System message (the ``system()`` macro, if any), then the user message."""
+    module = tpl.make_module(context)
+    messages = []
+    system = getattr(module, "system", None)
+    if callable(system):
+        messages.append({"role": "system", "content": str(system()).strip()})
+    messages.append({"role": "user", "content": str(module).strip()})
+    return messages
+
+
+# --- rubric "fastchat": FastChat's own prompt files -----------------------------------------
+
+
+@functools.cache
+def read_fastchat_prompts(path: Path) -> dict[str, dict[str, str]]:
+    """FastChat's ``load_judge_prompts``: name -> prompt, checked for what we use."""
+    prompts: dict[str, dict[str, str]] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: cannot read the judge prompts ({err})") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            prompts[str(row["name"])] = row
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise ValueError(f"{path}, line {number}: not a judge prompt ({err!r})") from None
+    fields = {"question", "answer", "question_1", "question_2", "answer_1", "answer_2"}
+    refs = {"ref_answer_1": "", "ref_answer_2": ""}
+    for name in FASTCHAT_PROMPTS:
+        row = prompts.get(name)
+        if row is None:
+            raise ValueError(f"{path}: no judge prompt named {name!r} (FastChat's layout)")
+        if not all(isinstance(row.get(k), str) for k in ("system_prompt", "prompt_template")):
+            raise ValueError(f"{path}: {name}: system_prompt and prompt_template must be text")
+        try:
+            row["prompt_template"].format(**dict.fromkeys(fields, ""), **refs)
+        except (KeyError, IndexError, ValueError) as err:
+            raise ValueError(f"{path}: {name}: prompt_template has a bad field ({err!r})") from None
+    return prompts
+
+
+def fastchat_prompts_file(lang: str, metadata: dict[str, Any] | None = None) -> Path:
+    """The language's FastChat prompt file, in order: under the MT-Bench directory
+    (``mtbench_dir`` metadata / LANGADAPT_MTBENCH_DIR), the spec's own file, the
+    spec's public source (``url``, downloaded once into ``$LANGADAPT_HOME``)."""
+    from langadapt_tasks.language_spec import get
+    from langadapt_tasks.mtbench_data import data_dir
+
+    spec = get(lang)
+    root = data_dir(metadata)
+    if root is not None and spec.judge_prompts_local:
+        local = root / spec.judge_prompts_local
+        if local.is_file():
+            return local
+    if spec.judge_prompts is not None:
+        return spec.judge_prompts
+    if spec.judge_prompts_url:
+        return _download(spec.judge_prompts_url, spec.judge_prompts_local)
+    raise ValueError(
+        f"rubric 'fastchat' needs FastChat judge prompts; the spec of {lang!r} "
+        f"({spec.path}) names none ('judge_prompts')"
+    )
+
+
+def _download(url: str, local: str | None) -> Path:
+    """``url`` saved once under ``$LANGADAPT_HOME/judge_prompts/`` (atomic rename)."""
+    import urllib.request
+
+    from langadapt_tasks.paths import home
+
+    name = hashlib.sha256(url.encode("utf-8")).hexdigest()[:16] + "-" + url.rsplit("/", 1)[-1]
+    target = home() / "judge_prompts" / name
+    if target.is_file():
+        return target
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            body = response.read()
+    except OSError as err:
+        hint = f" (DIR/{local})" if local else ""
+        raise ValueError(
+            f"the FastChat judge prompts could not be downloaded from {url} ({err}). Point at "
+            f"a local MT-Bench directory{hint} with LANGADAPT_MTBENCH_DIR=DIR or lm_eval "
+            '--metadata \'{"mtbench_dir": "DIR"}\'.'
+        ) from None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    partial.write_bytes(body)
+    partial.replace(target)
+    return target
+
+
+def _fastchat_messages(item: JudgeItem) -> list[dict[str, str]]:
+    """What FastChat's ``run_judge_single`` sends for this answer."""
+    prompts = read_fastchat_prompts(fastchat_prompts_file(item.lang, item.meta))
+    ref = uses_reference("fastchat", item)
+    multi = item.turn == 2
+    name = ("single-math-v1" if ref else "single-v1") + ("-multi-turn" if multi else "")
+    prompt = prompts[name]
+    kwargs = {}
+    if ref:
+        kwargs = {f"ref_answer_{i + 1}": r for i, r in enumerate(item.reference[:2])}
+    if multi:
+        user = prompt["prompt_template"].format(
+            question_1=item.questions[0],
+            question_2=item.questions[1],
+            answer_1=item.answers[0],
+            answer_2=item.answers[1],
+            **kwargs,
+        )
+    else:
+        user = prompt["prompt_template"].format(
+            question=item.questions[0], answer=item.answers[0], **kwargs
+        )
+    # FastChat's ``Conversation.to_openai_api_messages``: system (when not empty), then user.
+    system = prompt["system_prompt"]
+    return [
+        *([{"role": "system", "content": system}] if system else []),
+        {"role": "user", "content": user},
+    ]
+
+
+def fastchat_rating(reply: str) -> float | None:
+    """FastChat's ``[[rating]]`` parsing; None where FastChat records -1."""
+    match = FASTCHAT_SCORE.search(reply) or FASTCHAT_SCORE_BACKUP.search(reply)
+    if not match:
+        return None
+    try:
+        value = ast.literal_eval(match.groups()[0])
+    except (ValueError, SyntaxError):  # "07": FastChat's own call raises here
+        return None
+    return float(value)
+
+
+# --- the rubric interface ------------------------------------------------------------------
+
+
+def check_rubric(rubric: str) -> None:
+    if rubric not in RUBRICS:
+        raise ValueError(f"judge rubric {rubric!r}: choose one of {', '.join(RUBRICS)}")
+
+
+def request_defaults(rubric: str) -> dict[str, Any]:
+    """``temperature`` and ``max_tokens`` of the rubric's reference (see docs/mtbench.md)."""
+    check_rubric(rubric)
+    return dict(_REQUEST[rubric])
 
 
 def uses_reference(rubric: str, item: JudgeItem) -> bool:
-    return rubric == "fastchat" and item.category in REFERENCE_CATEGORIES and bool(item.reference)
+    """FastChat grades math, reasoning and coding against the reference answer(s)."""
+    return (
+        rubric in ("fastchat", "fastchat-guarded")
+        and item.category in REFERENCE_CATEGORIES
+        and len(item.reference) >= item.turn
+    )
 
 
 def build_messages(rubric: str, item: JudgeItem) -> list[dict[str, str]]:
-    """The judge request for ``item`` under ``rubric`` (one user message)."""
-    prompt = template(rubric, item.lang).render(
-        turn=item.turn,
-        questions=list(item.questions),
-        answers=list(item.answers),
-        tags=[answer_tag(a) for a in item.answers],
-        reference=list(item.reference) if uses_reference(rubric, item) else [],
-        category=item.category,
-    )
-    return [{"role": "user", "content": prompt.strip() + "\n"}]
+    """The judge request's chat messages for ``item`` under ``rubric``."""
+    check_rubric(rubric)
+    if rubric == "fastchat":
+        return _fastchat_messages(item)
+    return _render(template(rubric, item.lang), _context(item, rubric))
 
 
 def reask_message(rubric: str, lang: str) -> str:
+    """The follow-up sent when a reply has no valid score (langadapt's addition)."""
+    check_rubric(rubric)
+    if rubric == "fastchat":
+        return FASTCHAT_REASK
+    return _reask(template(rubric, lang))
+
+
+def _reask(tpl: jinja2.Template) -> str:
     blank = {
         "turn": 1,
         "questions": ["", ""],
-        "answers": ["", ""],
-        "tags": ["", ""],
+        "answers": [""],
+        "tags": [""],
         "reference": [],
         "category": "",
     }
-    module = template(rubric, lang).make_module(blank)
+    module = tpl.make_module(blank)
     return str(module.reask()).strip()  # type: ignore[attr-defined]
 
 
@@ -150,21 +386,100 @@ def _strip_echo(reply: str, item: JudgeItem) -> str:
 
 
 def parse(rubric: str, reply: str, item: JudgeItem) -> float | None:
-    """The score in ``reply``, or None when it holds no single valid score."""
+    """The score in ``reply``, or None when it holds no valid score.
+
+    ``fastchat``: FastChat's parsing (the first ``[[n]]``, else the first ``[n]``, any
+    value). ``paper``: a bare whole number 0–5 (optionally after the layout's
+    ``Score:``); 0 is a verdict. Guarded rubrics: the answer's echo is removed first;
+    ``fastchat-guarded`` needs one rating within 1–10, ``paper-guarded`` a bare 1–5.
+    """
+    check_rubric(rubric)
+    if rubric == "fastchat":
+        return fastchat_rating(reply)
     low, high = SCALES[rubric]
-    text = _strip_echo(reply, item).strip()
-    if rubric == "paper":
-        numbers = _NUMBER.findall(text)
-        if len(text) > _PAPER_MAX_REPLY or len(numbers) != 1:
+    text = _strip_echo(reply, item) if rubric in GUARDED else reply
+    text = text.strip()
+    if rubric.startswith("paper"):
+        match = _PAPER_REPLY.fullmatch(text)
+        if match is None:
             return None
-        values = {float(numbers[0])}
+        value = float(match.group(1))
     else:
         values = {float(v) for v in _DOUBLE.findall(text)} or {
             float(v) for v in _SINGLE.findall(text)
         }
         if len(values) != 1:  # none, or contradictory ratings
             return None
-    (value,) = values
-    if not low <= value <= high or (rubric == "paper" and value != int(value)):
-        return None
-    return value
+        (value,) = values
+    return value if low <= value <= high else None
+
+
+# --- checking a language's templates when its spec is loaded -------------------------------
+
+
+def _sample_contexts() -> list[dict[str, Any]]:
+    out = []
+    for turn in (1, 2):
+        answers = [f"ANSWER-TEXT-{i} <<<x>>>" for i in range(1, turn + 1)]
+        for reference in ([], ["REFERENCE-1", "REFERENCE-2"]):
+            out.append(
+                {
+                    "turn": turn,
+                    "questions": ["QUESTION-1", "QUESTION-2"],
+                    "answers": answers,
+                    "tags": [answer_tag(a) for a in answers],
+                    "reference": reference,
+                    "category": "math" if reference else "writing",
+                }
+            )
+    return out
+
+
+def check_template(path: Path, rubric: str) -> None:
+    """Refuse a template that would fail or mislead at judging time.
+
+    Syntax; variables other than ``VARIABLES`` (and names it sets); a missing or
+    empty ``reask()`` macro; for guarded rubrics, an answer outside its fence; and
+    anything jinja2's sandbox refuses. Raises TemplateCheckError saying which.
+    """
+    from jinja2 import meta
+
+    env = _env(path.parent)
+    try:
+        source = path.read_text(encoding="utf-8")
+        unknown = sorted(meta.find_undeclared_variables(env.parse(source)) - VARIABLES)
+        tpl = env.get_template(path.name)
+    except jinja2.TemplateSyntaxError as err:
+        raise TemplateCheckError(f"syntax error, line {err.lineno}: {err.message}") from None
+    except (OSError, UnicodeDecodeError, jinja2.TemplateError) as err:
+        raise TemplateCheckError(f"cannot be read ({err})") from None
+    if unknown:
+        raise TemplateCheckError(
+            f"uses undefined variable(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(VARIABLES))}"
+        )
+    for context in _sample_contexts():
+        where = f"turn {context['turn']}" + (", with references" if context["reference"] else "")
+        try:
+            messages = _render(tpl, context)
+            macro = getattr(tpl.make_module(context), "reask", None)
+            reask = str(macro()).strip() if callable(macro) else ""
+        except jinja2.exceptions.SecurityError as err:
+            raise TemplateCheckError(f"unsafe, refused by jinja2's sandbox ({err})") from None
+        except jinja2.TemplateError as err:
+            raise TemplateCheckError(f"fails to render ({where}): {err}") from None
+        if not reask:
+            raise TemplateCheckError(
+                "defines no reask() macro (the follow-up when a reply has no valid score), "
+                "or it is empty"
+            )
+        if rubric in GUARDED:
+            user = messages[-1]["content"]
+            for answer, tag in zip(context["answers"], context["tags"], strict=True):
+                fenced = re.findall(rf"<<<{tag}>>>\s*{re.escape(answer)}\s*<<<END-{tag}>>>", user)
+                if len(fenced) != 1 or user.count(answer) != 1:
+                    raise TemplateCheckError(
+                        f"rubric {rubric} must show each answer once, between "
+                        "<<<{{ tags[i] }}>>> and <<<END-{{ tags[i] }}>>> "
+                        f"({where}: an answer is not fenced)"
+                    )

@@ -3,7 +3,8 @@
 Task metadata wins over the environment. The API key is only ever read from an
 environment variable (``LANGADAPT_JUDGE_API_KEY``, else ``OPENAI_API_KEY``, or
 the variable named by ``judge_api_key_env``), never from metadata, because
-lm-eval writes task metadata into its results file.
+lm-eval writes task metadata into its results file. ``temperature`` and
+``max_tokens`` default to the rubric's own (FastChat: 0 and 2048).
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from langadapt_tasks.judge import rubrics
 from langadapt_tasks.paths import home
 
 DEFAULT_MODEL = "gpt-4.1"
-RUBRICS = ("paper", "fastchat")
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+CACHE_FILE = "judge_cache.sqlite"  # the cache's name in $LANGADAPT_HOME or a --cache folder
+RUBRICS: tuple[str, ...] = tuple(rubrics.RUBRICS)
 OFF_VALUES = ("off", "0", "false", "no", "none")
 
 
@@ -31,13 +35,14 @@ class JudgeSettings:
     model: str = DEFAULT_MODEL
     base_url: str | None = None
     rubric: str = "paper"
-    temperature: float = 0.0
-    max_tokens: int = 1024
+    temperature: float | None = None  # None: the rubric's own
+    max_tokens: int | None = None  # None: the rubric's own
     concurrency: int = 16
-    timeout: float = 120.0
+    timeout: float = 120.0  # seconds without a byte from the server (each read)
+    deadline: float = 300.0  # seconds for one whole request, however slowly it trickles
     max_retries: int = 6
     backoff: float = 1.0  # seconds; the first retry waits about this long
-    max_backoff: float = 60.0
+    max_backoff: float = 60.0  # the longest wait between tries, Retry-After included
     reasks: int = 2
     cache: Path | None = None
     output_dir: Path | None = None
@@ -45,19 +50,32 @@ class JudgeSettings:
     # Not shown in repr, so a printed settings object cannot leak it.
     api_key: str | None = field(default=None, repr=False, compare=False)
 
+    def request_params(self) -> dict[str, Any]:
+        """``temperature`` and ``max_tokens`` of each judge request."""
+        params = dict(rubrics.request_defaults(self.rubric))
+        if self.temperature is not None:
+            params["temperature"] = self.temperature
+        if self.max_tokens is not None:
+            params["max_tokens"] = self.max_tokens
+        return {"temperature": params["temperature"], "max_tokens": params["max_tokens"]}
+
+    def endpoint(self) -> str:
+        return (self.base_url or DEFAULT_BASE_URL).rstrip("/")
+
     def describe(self) -> dict[str, Any]:
         """Settings that may be logged (no key)."""
         return {
             "model": self.model,
-            "base_url": self.base_url or "https://api.openai.com/v1",
+            "base_url": self.endpoint(),
             "rubric": self.rubric,
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
+            **self.request_params(),
             "concurrency": self.concurrency,
         }
 
     def cache_path(self) -> Path:
-        return self.cache or home() / "judge_cache.sqlite"
+        """The SQLite file; a folder given as the cache holds it as ``judge_cache.sqlite``."""
+        path = (self.cache or home() / CACHE_FILE).expanduser()
+        return path / CACHE_FILE if path.is_dir() else path
 
 
 # setting name -> (environment variable, metadata key, type)
@@ -69,13 +87,22 @@ _SOURCES: dict[str, tuple[str, str, type]] = {
     "max_tokens": ("LANGADAPT_JUDGE_MAX_TOKENS", "judge_max_tokens", int),
     "concurrency": ("LANGADAPT_JUDGE_CONCURRENCY", "judge_concurrency", int),
     "timeout": ("LANGADAPT_JUDGE_TIMEOUT", "judge_timeout", float),
+    "deadline": ("LANGADAPT_JUDGE_DEADLINE", "judge_deadline", float),
     "max_retries": ("LANGADAPT_JUDGE_MAX_RETRIES", "judge_max_retries", int),
     "backoff": ("LANGADAPT_JUDGE_BACKOFF", "judge_backoff", float),
+    "max_backoff": ("LANGADAPT_JUDGE_MAX_BACKOFF", "judge_max_backoff", float),
     "reasks": ("LANGADAPT_JUDGE_REASKS", "judge_reasks", int),
     "cache": ("LANGADAPT_JUDGE_CACHE", "judge_cache", Path),
     "output_dir": ("LANGADAPT_JUDGE_OUTPUT", "judge_output", Path),
     "api_key_env": ("LANGADAPT_JUDGE_API_KEY_ENV", "judge_api_key_env", str),
 }
+
+
+def setting_sources() -> dict[str, tuple[str, str, type]]:
+    """Each user-settable judge setting: (environment variable, metadata key, type)."""
+    return dict(_SOURCES)
+
+
 ENV_SWITCH, META_SWITCH = "LANGADAPT_JUDGE", "judge"
 KEY_VARS = ("LANGADAPT_JUDGE_API_KEY", "OPENAI_API_KEY")
 BASE_URL_VARS = ("LANGADAPT_JUDGE_BASE_URL", "OPENAI_BASE_URL")
@@ -113,6 +140,12 @@ def resolve(
         raise JudgeConfigError(f"judge rubric {settings.rubric!r}: choose one of {RUBRICS}")
     if settings.concurrency < 1 or settings.reasks < 0 or settings.max_retries < 0:
         raise JudgeConfigError("judge concurrency must be >= 1, reasks and max_retries >= 0")
+    for name in ("timeout", "deadline", "backoff", "max_backoff"):
+        value = getattr(settings, name)
+        if not 0 < value < float("inf"):
+            raise JudgeConfigError(f"judge {name} must be a positive number of seconds: {value}")
+    if settings.max_tokens is not None and settings.max_tokens < 1:
+        raise JudgeConfigError(f"judge max_tokens must be >= 1: {settings.max_tokens}")
     key_vars = (settings.api_key_env,) if settings.api_key_env else KEY_VARS
     key = next((env[v] for v in key_vars if env.get(v)), None)
     return replace(settings, api_key=key)

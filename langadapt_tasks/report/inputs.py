@@ -1,9 +1,10 @@
 """Find lm-eval runs, name their models and merge each model's runs.
 
-A run is one ``results_*.json`` with the judge verdict files (``judge_*.jsonl``)
-beside it. Inputs that do not fit (not a results file, another task's results,
-two runs of the same task for one model) are explained in ``notes`` rather than
-raised, so a report is written for whatever is usable.
+A run is one ``results_*.json`` with its samples files (same time stamp) and the
+judge verdict files (``judge_*.jsonl``) beside it. Inputs that do not fit (not a
+results file, another task's results, two runs of the same task for one model) are
+explained in ``notes`` rather than raised, so a report is written for whatever is
+usable.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from langadapt_tasks.judge.verdicts import VERDICT_GLOB
 
 # Results keys that belong to the report: CMMLU groups and subjects, MT-Bench groups
 # and categories (any language, turn 1 and 2).
@@ -39,8 +42,28 @@ class Run:
         value = self.data.get("date")
         return float(value) if isinstance(value, (int, float)) else self.path.stat().st_mtime
 
+    @property
+    def stamp(self) -> str:
+        """lm-eval's time stamp, shared by the results file and its samples files."""
+        return self.path.stem.removeprefix("results_")
+
+    @property
+    def limit(self) -> float | int | None:
+        """The run's recorded ``--limit`` (None: every question)."""
+        value = (self.data.get("config") or {}).get("limit")
+        return value if isinstance(value, (int, float)) else None
+
+    def n_shot(self, task: str) -> int | None:
+        value = (self.data.get("n-shot") or {}).get(task)
+        return value if isinstance(value, int) else None
+
+    def samples_file(self, task: str) -> Path | None:
+        """The samples lm-eval wrote for ``task`` in this run (``--log_samples``), if any."""
+        path = self.path.parent / f"samples_{task}_{self.stamp}.jsonl"
+        return path if path.is_file() else None
+
     def verdict_files(self) -> list[Path]:
-        return sorted(self.path.parent.glob("judge_mtbench_langadapt_*.jsonl"))
+        return sorted(self.path.parent.glob(VERDICT_GLOB))
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -12,6 +11,12 @@ from typing import Any
 
 from langadapt_tasks.cmmlu_subjects import CATEGORIES, SUBJECTS
 from langadapt_tasks.judge.rubrics import SCALES
+from langadapt_tasks.judge.verdicts import (
+    is_scored,
+    model_identity,
+    read_verdict_rows,
+    samples_items,
+)
 from langadapt_tasks.mtbench_data import CATEGORIES as MT_CATEGORIES
 from langadapt_tasks.report.inputs import Model
 from langadapt_tasks.scoring import leaderboard_view, lm_eval_view
@@ -85,6 +90,7 @@ def cmmlu_tables(models: dict[str, Model], metric: str = "acc") -> list[Table]:
     )
     keys = [*CATEGORIES, "average"]
     limited: list[str] = []
+    few_shot: list[str] = []
     for name, model in models.items():
         results = {"results": model.tasks}
         g, b = lm_eval_view(results, metric), leaderboard_view(results, metric)
@@ -105,15 +111,30 @@ def cmmlu_tables(models: dict[str, Model], metric: str = "acc") -> list[Table]:
             else Cell(None)
             for k in keys
         ]
-        n = {model.n_samples.get(cmmlu_task_name(s)) for s in SUBJECTS}
-        n.discard(None)
-        if n and max(n) < 100:
-            limited.append(f"{name} ({max(n)})")
+        # What the runs recorded (lm-eval's config and n-shot), never guessed from counts.
+        cmmlu_runs = {
+            id(model.sources[t]): model.sources[t] for t in model.tasks if t.startswith("cmmlu_")
+        }.values()
+        limits = sorted({f"{r.limit:g}" for r in cmmlu_runs if r.limit is not None})
+        if limits:
+            limited.append(f"{name} ({', '.join(limits)})")
+        shots = sorted(
+            {
+                str(n)
+                for s in SUBJECTS
+                if (t := cmmlu_task_name(s)) in model.sources
+                and (n := model.sources[t].n_shot(t)) is not None
+            }
+        )
+        if shots:
+            few_shot.append(f"{name}: {'/'.join(shots)}")
     if limited:
         groups.notes.append(
-            "At most this many questions per subject (--limit): "
+            "Run with lm_eval --limit (questions per subject, or a share if below 1): "
             f"{', '.join(limited)}; scores for a smoke test, not for comparison."
         )
+    if few_shot:
+        groups.notes.append(f"Few-shot examples per question (n-shot): {'; '.join(few_shot)}.")
     board.notes.append(
         "Leaderboard stderr: sqrt(sum of subject stderr²) / subjects; "
         "a/b: subjects present of the category's subjects."
@@ -152,23 +173,56 @@ def mtbench_groups(models: dict[str, Model]) -> list[str]:
     return sorted(found)
 
 
-def read_verdicts(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            rows.append(json.loads(line))
-    return rows
+@dataclass
+class Judged:
+    """A model's MT-Bench answers of one group against the verdict rows beside its runs."""
+
+    scores: dict[str, list[float]]  # category -> scores of the scored answers
+    unscored: dict[str, int]  # category -> answers the judge gave no score
+    missing: dict[str, int]  # category -> answers without a verdict row
+    answers: int
+    judges: set[tuple[str, str]]  # (judge model, rubric) of the rows used
+    folders: list[Path]
+    verdict_files: int = 0
+
+    @property
+    def rows(self) -> int:
+        return self.answers - sum(self.missing.values())
 
 
-def verdict_file(model: Model, group: str) -> tuple[Path | None, int]:
-    """The newest verdict file of ``group`` beside the run that gave its results."""
-    runs = {model.sources[t].path: model.sources[t] for t in model.tasks if t.startswith(group)}
-    pattern = re.compile(rf"^judge_{re.escape(group)}_\d{{4}}-")
-    files = sorted(
-        (p for run in runs.values() for p in run.verdict_files() if pattern.match(p.name)),
-        key=lambda p: p.name[len(group) + 7 :],
-    )
-    return (files[-1], len(files) - 1) if files else (None, 0)
+def judged_answers(model: Model, group: str) -> Judged | None:
+    """Each answer in the runs' samples with its own verdict (the row judged last for that
+    answer, from any verdict file beside the run); None when the runs logged no samples."""
+    runs = {model.sources[t].path: (model.sources[t], t) for t in model.tasks}
+    by_run: dict[Path, list[Path]] = {}
+    for task, run in model.sources.items():
+        category = task.removeprefix(f"{group}_")
+        if category in MT_CATEGORIES and (path := run.samples_file(task)) is not None:
+            by_run.setdefault(run.path, []).append(path)
+    if not by_run:
+        return None
+    out = Judged({c: [] for c in MT_CATEGORIES}, {}, {}, 0, set(), [])
+    for results, files in by_run.items():
+        folder = results.parent
+        verdict_files = runs[results][0].verdict_files()
+        out.verdict_files += len(verdict_files)
+        rows = read_verdict_rows(verdict_files)
+        who = model_identity(folder).name
+        out.folders.append(folder)
+        for path in files:
+            for item in samples_items(path, who):
+                out.answers += 1
+                row = rows.get(item.id)
+                if row is None or list(row.get("answers") or []) != list(item.answers):
+                    out.missing[item.category] = out.missing.get(item.category, 0) + 1
+                    continue
+                judge = row.get("judge") or {}
+                out.judges.add((str(judge.get("model", "?")), str(judge.get("rubric", "paper"))))
+                if is_scored(row):
+                    out.scores.setdefault(item.category, []).append(float(row["score"]))
+                else:
+                    out.unscored[item.category] = out.unscored.get(item.category, 0) + 1
+    return out
 
 
 def _lang(group: str) -> tuple[str, int]:
@@ -191,27 +245,22 @@ def mtbench_table(models: dict[str, Model], group: str) -> Table:
             continue
         fid = [_num((rows[c] or {}).get("lang_fidelity,none")) for c in MT_CATEGORIES]
         sizes = [model.n_samples.get(f"{group}_{c}", 1) for c in MT_CATEGORIES]
-        path, older = verdict_file(model, group)
-        if path is not None:
-            try:
-                verdicts = read_verdicts(path)
-            except (OSError, ValueError) as err:
-                table.notes.append(f"{name}: verdict file {path} unreadable ({err}); ignored")
-                verdicts = []
-        else:
-            verdicts = []
-        if verdicts:
-            judge = verdicts[0].get("judge") or {}
-            rubric = judge.get("rubric", "paper")
-            scales[name] = SCALES.get(rubric, SCALES["paper"])
-            source = f"{path.name} (judge {judge.get('model', '?')}, rubric {rubric})"
-            if older:
-                source += f"; {older} older verdict file(s) ignored"
-            per_cat = {c: [r for r in verdicts if r.get("category") == c] for c in MT_CATEGORIES}
+        try:
+            judged = judged_answers(model, group)
+        except (OSError, ValueError) as err:
+            table.notes.append(f"{name}: samples or verdicts unreadable ({err}); ignored")
+            judged = None
+        judged_in_lm_eval = any("judge_score,none" in (r or {}) for r in rows.values())
+        if judged is not None and (judged.verdict_files or not judged_in_lm_eval):
+            rubrics = {r for _, r in judged.judges}
+            if judged.rows:
+                rubric = next(iter(rubrics)) if len(rubrics) == 1 else "paper"
+                scales[name] = SCALES.get(rubric, SCALES["paper"])
+            who = ", ".join(f"judge {m}, rubric {r}" for m, r in sorted(judged.judges))
             scores = []
             for c in MT_CATEGORIES:
-                got = [r["score"] for r in per_cat[c] if r.get("score") is not None]
-                missed = len(per_cat[c]) - len(got)
+                got = judged.scores.get(c) or []
+                missed = judged.unscored.get(c, 0) + judged.missing.get(c, 0)
                 scores.append(
                     Cell(
                         fmean(got) if got else None,
@@ -219,13 +268,31 @@ def mtbench_table(models: dict[str, Model], group: str) -> Table:
                         f"{missed} unscored" if missed else "",
                     )
                 )
-            all_scores = [r["score"] for r in verdicts if r.get("score") is not None]
+            all_scores = [x for c in MT_CATEGORIES for x in judged.scores.get(c) or []]
             mean = Cell(fmean(all_scores) if all_scores else None, _sem(all_scores))
-            unscored = sum(1 for r in verdicts if r.get("score") is None)
-            n = len(verdicts)
+            bad, lost = sum(judged.unscored.values()), sum(judged.missing.values())
+            unscored, n = bad + lost, judged.answers
+            source = f"{len(all_scores)} of {n} answers scored" + (f" ({who})" if who else "")
+            if len(rubrics) > 1:
+                source += "; WARNING: verdicts of several rubrics mixed, re-judge with one"
+            folders = " ".join(str(f) for f in judged.folders)
+            if bad or lost:
+                parts = [f"{bad} unscored by the judge"] if bad else []
+                parts += [f"{lost} not judged yet"] if lost else []
+                source += (
+                    f"; NOT ALL JUDGED: {', '.join(parts)}; the mean is over the scored "
+                    f"answers only. Judge the rest: langadapt judge {folders}"
+                )
+            verdicts = bool(judged.verdict_files)
+            if not verdicts:  # never judged: fidelity only, without an unscored count
+                scores = [Cell(None) for _ in MT_CATEGORIES]
+                source = (
+                    "not judged (no verdict file beside the answers): fidelity only; "
+                    f"judge them with langadapt judge {folders}"
+                )
         else:
+            verdicts = False
             cat_scores = [_num((rows[c] or {}).get("judge_score,none")) for c in MT_CATEGORIES]
-            judged = any("judge_score,none" in (r or {}) for r in rows.values())
             scores = [Cell(s) for s in cat_scores]
             pairs = [(s, w) for s, w in zip(cat_scores, sizes, strict=True) if s is not None]
             mean = Cell(sum(s * w for s, w in pairs) / sum(w for _, w in pairs) if pairs else None)
@@ -233,14 +300,17 @@ def mtbench_table(models: dict[str, Model], group: str) -> Table:
                 sum(_num((r or {}).get("judge_unscored,none")) or 0 for r in rows.values())
             )
             n = sum(w for r, w in zip(rows.values(), sizes, strict=True) if r)
-            if judged:
+            if judged_in_lm_eval:
                 scales[name] = SCALES["paper"]
-                source = "lm-eval results (no verdict file beside them; scale assumed 1–5)"
+                low, high = SCALES["paper"]
+                source = (
+                    f"lm-eval results (no verdict file beside them; scale assumed {low:g}–{high:g})"
+                )
             else:
                 source = "not judged (judge off): fidelity only"
         pairs = [(f, w) for f, w in zip(fid, sizes, strict=True) if f is not None]
         fidelity = sum(f * w for f, w in pairs) / sum(w for _, w in pairs) if pairs else None
-        judged_any = bool(verdicts) or name in scales
+        judged_any = verdicts or name in scales
         unscored_cell = Cell(float(unscored), note=f"of {n}") if judged_any else Cell(None)
         table.rows[name] = [*scores, mean, unscored_cell, Cell(fidelity)]
         table.notes.append(f"{name}: {source}")

@@ -40,10 +40,12 @@ import yaml
 from langadapt_train.data.sources import (
     NAMED_SOURCES,
     READERS,
+    SCHEMA_COLUMNS,
     SCHEMAS,
     BadRow,
     DataFileError,
     Messages,
+    columns,
     detect_schema,
     file_sha256,
     iter_hub,
@@ -260,8 +262,12 @@ def build(
         )
         kept: list[Messages] = []
         adapt = None
+        found: set[str] = set()  # columns seen, for the error when no row is usable
+        usable = 0
         for raw in _rows(entry):
             report.rows += 1
+            if len(found) < 100:
+                found.update(columns(raw))
             if adapt is None:
                 if entry.schema == "auto":
                     report.schema = detect_schema(raw, f"{origin}, row {report.rows}")
@@ -271,6 +277,7 @@ def build(
             except BadRow as err:
                 report.bad[str(err)] += 1
                 continue
+            usable += 1
             if spec.dedup:
                 key = _fingerprint(messages)
                 if key in seen:
@@ -280,6 +287,13 @@ def build(
             kept.append(messages)
         if report.rows == 0:
             raise DataFileError(f"{origin}: no rows")
+        if usable == 0:
+            raise DataFileError(
+                f"source {entry.name!r} ({origin}): 0 usable rows of {report.rows} with schema "
+                f"{report.schema!r}; columns found: {sorted(found)}; columns expected: "
+                f"{list(SCHEMA_COLUMNS[report.schema])}; rows refused: {dict(report.bad)}. "
+                f"Set 'schema:' for this source in the mix (one of auto, {', '.join(SCHEMAS)})"
+            )
         random.Random(f"{spec.seed}:{entry.name}").shuffle(kept)
         for messages in kept:
             if quota is not None and report.selected >= quota:

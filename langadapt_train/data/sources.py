@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,19 +42,36 @@ class BadRow(ValueError):
 # --- readers ---------------------------------------------------------------------------------
 
 
-def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of a UTF-8 file, a leading BOM dropped; bad bytes name the line."""
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
             try:
-                yield json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataFileError(f"{path}, line {lineno}: not valid JSON ({err.msg})") from None
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DataFileError(
+                    f"{path}, line {lineno}: not UTF-8 text; save the file as UTF-8"
+                ) from None
+
+
+def _read_text(path: Path) -> str:
+    return "".join(text for _, text in _lines(path))
+
+
+def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    for lineno, line in _lines(path):
+        if not line.strip():
+            continue
+        try:
+            yield json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataFileError(f"{path}, line {lineno}: not valid JSON ({err.msg})") from None
 
 
 def _read_json(path: Path) -> Iterator[dict[str, Any]]:
-    text = path.read_text(encoding="utf-8")
+    text = _read_text(path)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
@@ -74,19 +92,37 @@ def _read_json(path: Path) -> Iterator[dict[str, Any]]:
     yield from data
 
 
+# JSON Lines has no limit on a field's size; CSV's default (128 KiB) would refuse long answers.
+_CSV_FIELD_LIMIT = min(sys.maxsize, 2**31 - 1)
+
+
 def _read_csv(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh)
-        try:
-            for row in reader:
-                if None in row:
-                    raise DataFileError(
-                        f"{path}, line {reader.line_num}: more cells than the "
-                        f"{len(reader.fieldnames or [])} header columns"
-                    )
-                yield row
-        except csv.Error as err:
-            raise DataFileError(f"{path}, line {reader.line_num}: not valid CSV ({err})") from None
+    """Rows of a CSV file with a header; a quoting error names the line its record starts on.
+
+    ``strict`` makes the csv module refuse what it would otherwise repair silently: an
+    unclosed quote (which swallows every later row into one cell) or text after a closing
+    quote.
+    """
+    csv.field_size_limit(_CSV_FIELD_LIMIT)
+    lines = (text for _, text in _lines(path))
+    reader = csv.DictReader(lines, strict=True)
+    start = 1  # the line the next record starts on
+    try:
+        _ = reader.fieldnames  # reads the header
+        start = reader.line_num + 1
+        for row in reader:
+            if None in row:
+                raise DataFileError(
+                    f"{path}, line {start}: more cells than the "
+                    f"{len(reader.fieldnames or [])} header columns"
+                )
+            start = reader.line_num + 1
+            yield row
+    except csv.Error as err:
+        raise DataFileError(
+            f"{path}, line {start}: not valid CSV ({err}); check the quotes of the record "
+            "starting on this line"
+        ) from None
 
 
 def _read_parquet(path: Path) -> Iterator[dict[str, Any]]:
@@ -242,6 +278,22 @@ SCHEMAS: dict[str, Callable[[Any], Messages]] = {
     "messages": messages_schema,
     "sharegpt": sharegpt_schema,
 }
+
+# The columns each schema needs (after stripping spaces and lower-casing); for error messages.
+SCHEMA_COLUMNS: dict[str, tuple[str, ...]] = {
+    "alpaca": ("instruction", "output"),
+    "firefly": ("input", "target"),
+    "aya": ("inputs", "targets"),
+    "turkish-alpaca": ("talimat", "çıktı"),
+    "messages": ("messages",),
+    "sharegpt": ("conversations",),
+}
+
+
+def columns(row: Any) -> list[str]:
+    """A row's column names as the schemas see them."""
+    return sorted(_keys(row)) if isinstance(row, dict) else []
+
 
 # Columns that identify a schema when a file says ``schema: auto``; first match wins.
 _DETECT: list[tuple[str, tuple[str, ...]]] = [

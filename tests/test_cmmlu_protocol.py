@@ -1,0 +1,199 @@
+"""cmmlu_langadapt against CMMLU's own evaluation code, re-stated here from its source.
+
+The reference is haonan-li/CMMLU: ``src/mp_utils.py`` (``format_example``,
+``gen_prompt``, data read with ``pd.read_csv(..., header=0, index_col=0)``) and
+``src/hf_causal_model.py`` (``eval``: ``tokenizer(prompt)``, one forward pass,
+argmax over the last position's logits of ``convert_tokens_to_ids`` of A-D).
+The functions below transcribe that code; they do not use langadapt.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+CHOICES = ["A", "B", "C", "D"]
+# Two small whole subjects (test rows from CMMLU's data; dev rows are the shots).
+SUBJECTS = ["philosophy", "college_engineering_hydrology"]
+
+
+# --- CMMLU's src/mp_utils.py, transcribed -------------------------------------------------
+def format_example(df, idx: int, include_answer: bool = True) -> str:
+    prompt = "题目：" + df.iloc[idx, 0]
+    k = df.shape[1] - 2
+    for j in range(k):
+        prompt += f"\n{CHOICES[j]}. {df.iloc[idx, j + 1]}"
+    prompt += "\n答案是："
+    if include_answer:
+        prompt += f"{df.iloc[idx, k + 1]}\n\n"
+    return prompt
+
+
+def gen_prompt(dev_df, name_zh: str, prompt_end: str, num_few_shot: int, tokenizer, max_length):
+    prompt = f"以下是关于{name_zh}的单项选择题，请直接给出正确答案的选项。\n\n"
+    start_end_token_len = len(tokenizer.encode(prompt) + tokenizer.encode(prompt_end))
+    if start_end_token_len > max_length:
+        return prompt_end
+    prompt_list = []
+    if num_few_shot > 0:
+        for i in range(num_few_shot):
+            example = format_example(dev_df, i)
+            prompt_list.append((example, tokenizer.encode(example)))
+        while prompt_list != [] and sum(len(e[1]) for e in prompt_list) >= (
+            max_length - start_end_token_len
+        ):
+            longest_length = max([len(e[1]) for e in prompt_list])
+            prompt_list = [e for e in prompt_list if len(e[1]) != longest_length]
+        for p in prompt_list:
+            prompt += p[0]
+    return prompt + prompt_end
+
+
+def name_zh(cmmlu_dir: Path, subject: str) -> str:
+    """CMMLU's ``name_en2zh`` (src/categories.py), as the data's SUBJECTS.tsv lists it."""
+    import csv
+
+    with (cmmlu_dir / "SUBJECTS.tsv").open(encoding="utf-8") as fh:
+        return {r["subject"]: r["name_zh"] for r in csv.DictReader(fh, delimiter="\t")}[subject]
+
+
+def reference_prompts(cmmlu_dir: Path, subject: str, tokenizer, max_length=2048, shots=5):
+    import pandas as pd
+
+    dev_df = pd.read_csv(cmmlu_dir / "dev" / f"{subject}.csv", header=0, index_col=0)
+    test_df = pd.read_csv(cmmlu_dir / "test" / f"{subject}.csv", header=0, index_col=0)
+    name = name_zh(cmmlu_dir, subject)
+    prompts = []
+    for i in range(test_df.shape[0]):
+        prompt_end = format_example(test_df, i, include_answer=False)
+        prompts.append(gen_prompt(dev_df, name, prompt_end, shots, tokenizer, max_length))
+    return prompts, list(test_df.iloc[:, test_df.shape[1] - 1])
+
+
+# --- CMMLU's src/hf_causal_model.py eval(), transcribed (CPU instead of cuda) ---------------
+def reference_predictions(model, tokenizer, prompts: list[str]) -> list[str]:
+    import numpy as np
+    import torch
+
+    choice_ids = [tokenizer.convert_tokens_to_ids(choice) for choice in CHOICES]
+    preds = []
+    for prompt in prompts:
+        inputs = tokenizer(prompt, return_tensors="pt")
+        if "token_type_ids" in inputs:
+            inputs.pop("token_type_ids")
+        with torch.no_grad():
+            logits = model(**inputs).logits[:, -1, :]
+            choice_logits = logits[:, choice_ids].detach().cpu().numpy()
+        preds.append({0: "A", 1: "B", 2: "C", 3: "D"}[int(np.argmax(choice_logits[0]))])
+    return preds
+
+
+@pytest.fixture(scope="module")
+def tokenizer(smollm2_dir: Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(smollm2_dir, trust_remote_code=True)
+
+
+def _lm_eval_prompts(task, docs) -> list[str]:
+    return [task.fewshot_context(doc=doc, num_fewshot=task.config.num_fewshot) for doc in docs]
+
+
+@pytest.mark.parametrize("max_length", [2048, 900, 450])
+def test_prompts_equal_cmmlu_gen_prompt(
+    cmmlu_dir: Path, smollm2_dir: Path, tokenizer, max_length: int, monkeypatch, tmp_path
+) -> None:
+    """Every question's prompt, byte for byte; a small budget exercises shot dropping."""
+    from lm_eval.tasks import TaskManager
+
+    monkeypatch.setenv("LANGADAPT_HOME", str(tmp_path / "home"))
+    subjects = ["chinese_history", "college_law"]
+    metadata = {"cmmlu_dir": str(cmmlu_dir), "pretrained": str(smollm2_dir)}
+    if max_length != 2048:
+        metadata["cmmlu_max_length"] = max_length
+    tasks = TaskManager(metadata=metadata).load([f"cmmlu_langadapt_{s}" for s in subjects])
+    shot_counts: set[int] = set()
+    headerless = 0
+    for subject in subjects:
+        task = tasks["tasks"][f"cmmlu_langadapt_{subject}"]
+        expected, _ = reference_prompts(cmmlu_dir, subject, tokenizer, max_length)
+        ours = _lm_eval_prompts(task, task.test_docs())
+        assert len(ours) == len(expected)
+        for i, (a, b) in enumerate(zip(ours, expected, strict=True)):
+            assert a == b, f"{subject} question {i}: prompts differ"
+        shot_counts |= {p.count("答案是：") - 1 for p in expected}
+        headerless += sum(not p.startswith("以下是关于") for p in expected)
+    if max_length == 2048:
+        assert shot_counts == {5}
+        assert headerless == 0
+    else:  # the rule dropped shots; at 450 every shot and some headers too
+        assert len(shot_counts) >= 2 and min(shot_counts) < 5
+    if max_length == 450:
+        assert min(shot_counts) == 0 and headerless > 0
+
+
+def test_num_fewshot_override_drops_from_the_first_n(
+    cmmlu_dir: Path, smollm2_dir: Path, tokenizer
+) -> None:
+    """``--num_fewshot 3``: CMMLU's ``--num_few_shot 3``, the same rule on three shots."""
+    from lm_eval.tasks import TaskManager
+
+    metadata = {
+        "cmmlu_dir": str(cmmlu_dir),
+        "pretrained": str(smollm2_dir),
+        "cmmlu_max_length": 600,
+    }
+    task = TaskManager(metadata=metadata).load(["cmmlu_langadapt_chinese_history"])["tasks"][
+        "cmmlu_langadapt_chinese_history"
+    ]
+    expected, _ = reference_prompts(cmmlu_dir, "chinese_history", tokenizer, 600, shots=3)
+    docs = task.test_docs()
+    assert [task.fewshot_context(doc=d, num_fewshot=3) for d in docs] == expected
+
+
+@pytest.mark.slow
+def test_predictions_equal_cmmlu_eval_on_two_whole_subjects(
+    cmmlu_dir: Path, smollm2_dir: Path, tokenizer, monkeypatch, tmp_path
+) -> None:
+    """lm_eval with cmmlu_langadapt (5-shot default) vs CMMLU's eval(), question by question.
+
+    The two smallest subjects by prompt tokens: 211 questions, about 130k tokens a side
+    (minutes on a small CPU).
+    """
+    import lm_eval
+    import numpy as np
+    from transformers import AutoModelForCausalLM
+
+    monkeypatch.setenv("LANGADAPT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LANGADAPT_CMMLU_DIR", str(cmmlu_dir))
+    tasks = [f"cmmlu_langadapt_{s}" for s in SUBJECTS]
+    out = lm_eval.simple_evaluate(
+        model="hf",
+        model_args=f"pretrained={smollm2_dir}",
+        tasks=tasks,
+        batch_size=1,
+        device="cpu",
+        log_samples=True,
+    )
+    model = AutoModelForCausalLM.from_pretrained(smollm2_dir, trust_remote_code=True)
+    model.eval()
+
+    agree = total = 0
+    for subject in SUBJECTS:
+        samples = sorted(out["samples"][f"cmmlu_langadapt_{subject}"], key=lambda s: s["doc_id"])
+        prompts, answers = reference_prompts(cmmlu_dir, subject, tokenizer)
+        assert len(samples) == len(prompts)  # the whole subject
+        assert [s["arguments"][0][0] for s in samples] == prompts
+        assert [s["arguments"][0][1] for s in samples] == ["A"] * len(prompts)
+        # resps: per choice, the list of responses [(log-likelihood, is_greedy)]
+        ours = [CHOICES[int(np.argmax([r[0][0] for r in s["resps"]]))] for s in samples]
+        theirs = reference_predictions(model, tokenizer, prompts)
+        agree += sum(a == b for a, b in zip(ours, theirs, strict=True))
+        total += len(prompts)
+        # lm-eval's acc is the reference's accuracy on the same predictions.
+        acc = np.mean([p == a for p, a in zip(theirs, answers, strict=True)])
+        assert out["results"][f"cmmlu_langadapt_{subject}"]["acc,none"] == pytest.approx(acc)
+        assert ours == theirs, f"{subject}: predictions differ"
+    print(f"CMMLU agreement: {len(SUBJECTS)} subjects, {total} questions, {agree}/{total}")
+    assert total > 200

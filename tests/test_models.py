@@ -1,0 +1,119 @@
+"""`langadapt models smollm2 --dir DIR` never deletes what it did not create (issue 10, item 1)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+from langadapt_tasks.models import MARKER, STAGING_MARKER
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    monkeypatch.setenv("LANGADAPT_HOME", str(tmp_path / "home"))
+    return dict(os.environ)
+
+
+def _models(target: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return run_cli(["langadapt", "models", "smollm2", "--dir", str(target)], env=env)
+
+
+def _siblings(target: Path) -> list[Path]:
+    if not target.parent.is_dir():
+        return []
+    return sorted(p for p in target.parent.iterdir() if p.name.startswith(f".{target.name}."))
+
+
+def test_folder_with_a_user_file_is_refused_and_left_alone(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    target = tmp_path / "mine"
+    (target / "sub").mkdir(parents=True)
+    (target / "notes.txt").write_text("keep me", encoding="utf-8")
+    (target / "sub" / "data.csv").write_text("a,b\n", encoding="utf-8")
+    proc = _models(target, env)
+    assert proc.returncode == 2
+    assert f"--dir {target} is not empty" in proc.stderr and MARKER in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert (target / "notes.txt").read_text(encoding="utf-8") == "keep me"
+    assert (target / "sub" / "data.csv").read_text(encoding="utf-8") == "a,b\n"
+    assert sorted(p.name for p in target.rglob("*")) == ["data.csv", "notes.txt", "sub"]
+    assert _siblings(target) == []  # nothing written beside it either
+
+
+def test_a_file_as_target_is_refused(tmp_path: Path, env: dict[str, str]) -> None:
+    target = tmp_path / "model.bin"
+    target.write_bytes(b"not a folder")
+    proc = _models(target, env)
+    assert proc.returncode == 2 and "is not a folder" in proc.stderr
+    assert target.read_bytes() == b"not a folder"
+
+
+def _wait_for_staging(proc: subprocess.Popen, target: Path) -> Path:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the conversion ended before it could be interrupted"
+        for folder in _siblings(target):
+            if (folder / STAGING_MARKER).is_file():
+                return folder
+        time.sleep(0.005)
+    raise AssertionError("no staging folder appeared")
+
+
+def _start(target: Path, env: dict[str, str]) -> subprocess.Popen:
+    code = "from langadapt_tasks.cli import main; import sys; sys.exit(main(sys.argv[1:]))"
+    return subprocess.Popen(
+        [sys.executable, "-c", code, "models", "smollm2", "--dir", str(target)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def test_interrupted_conversion_leaves_nothing(tmp_path: Path, env: dict[str, str]) -> None:
+    target = tmp_path / "empty"
+    target.mkdir()  # an empty folder may be filled, and stays as it was when interrupted
+    proc = _start(target, env)
+    _wait_for_staging(proc, target)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=120) != 0
+    assert target.is_dir() and list(target.iterdir()) == []
+    assert _siblings(target) == []  # Ctrl-C removes our own staging folder
+
+
+def test_killed_conversion_then_rerun_then_reuse(tmp_path: Path, env: dict[str, str]) -> None:
+    target = tmp_path / "models" / "smollm2"
+    proc = _start(target, env)
+    staging = _wait_for_staging(proc, target)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert not target.exists()  # no half-written model where the model should be
+    assert staging.is_dir()  # kill -9 leaves our staging folder, hidden, beside it
+
+    # A stranger's folder with a similar name is not ours: it must survive the cleanup.
+    foreign = target.with_name(f".{target.name}.partial-foreign")
+    foreign.mkdir()
+    (foreign / "x.txt").write_text("x", encoding="utf-8")
+
+    first = _models(target, env)
+    assert first.returncode == 0 and Path(first.stdout.strip()) == target
+    assert (target / MARKER).is_file() and (target / "model.safetensors").is_file()
+    assert not (target / STAGING_MARKER).exists()
+    assert not staging.exists()  # the dead run's staging folder is cleaned up
+    assert (foreign / "x.txt").read_text(encoding="utf-8") == "x"
+
+    # Rerun on our own folder: reused as is, files added to it kept.
+    (target / "my-notes.txt").write_text("mine", encoding="utf-8")
+    before = (target / "model.safetensors").stat().st_mtime_ns
+    again = _models(target, env)
+    assert again.returncode == 0 and Path(again.stdout.strip()) == target
+    assert (target / "model.safetensors").stat().st_mtime_ns == before
+    assert (target / "my-notes.txt").read_text(encoding="utf-8") == "mine"
+    assert _siblings(target) == [foreign]

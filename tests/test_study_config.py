@@ -1,0 +1,213 @@
+"""The study config's checks: types after ${VAR}, unknown and secret keys, paths, few-shot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from langadapt_tasks.study import _lm_eval, environment, eval_runs
+from langadapt_tasks.study_config import ModelSpec, StudyConfigError, load
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LANGADAPT_HOME", str(tmp_path / "home"))
+
+
+def config(tmp_path: Path, **keys) -> Path:
+    path = tmp_path / "cfg" / "study.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps({"output": "o", "base_model": "org/m", **keys}), encoding="utf-8")
+    return path
+
+
+def yaml_config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "cfg" / "study.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text("output: o\nbase_model: org/m\n" + text, encoding="utf-8")
+    return path
+
+
+def test_booleans_are_read_after_expansion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LANGADAPT_T_TURN2", raising=False)
+    path = yaml_config(tmp_path, "evaluate:\n  turn2: ${LANGADAPT_T_TURN2:-false}\n")
+    assert load(path).turn2 is False  # was bool("false") == True
+    for text, value in (("yes", True), ("OFF", False), ("1", True), ("0", False)):
+        monkeypatch.setenv("LANGADAPT_T_TURN2", text)
+        assert load(path).turn2 is value
+    monkeypatch.setenv("LANGADAPT_T_TURN2", "maybe")
+    with pytest.raises(StudyConfigError, match=r"study\.yaml: evaluate\.turn2: expected true or"):
+        load(path)
+    path = yaml_config(tmp_path, "evaluate:\n  apply_chat_template: 'no'\n")
+    assert load(path).apply_chat_template is False
+
+
+def test_a_single_string_is_a_list_of_one(tmp_path: Path) -> None:
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "train.yaml").write_text("model: x\n", encoding="utf-8")
+    cfg = load(
+        config(
+            tmp_path,
+            train={"config": "train.yaml", "presets": "r8-a32"},
+            evaluate={"tasks": "cmmlu_langadapt", "lm_eval_args": "--trust_remote_code"},
+        )
+    )
+    assert cfg.presets == ["r8-a32"]  # was ['r', '8', '-', 'a', '3', '2']
+    assert cfg.tasks == ["cmmlu_langadapt"] and cfg.lm_eval_args == ["--trust_remote_code"]
+    with pytest.raises(StudyConfigError, match=r"evaluate\.tasks\[0\].*one task name per item"):
+        load(config(tmp_path, evaluate={"tasks": "cmmlu_langadapt,mtbench_langadapt_zh"}))
+    with pytest.raises(StudyConfigError, match=r"train\.presets\[0\]: unknown preset 'r8'"):
+        load(config(tmp_path, train={"config": "train.yaml", "presets": ["r8"]}))
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ({"output": 5}, r"output: expected a path, got 5"),
+        ({"evaluate": {"limit": "all"}}, r"evaluate\.limit: expected a number"),
+        ({"evaluate": {"limit": 2.5}}, r"evaluate\.limit: a count .* must be whole"),
+        ({"evaluate": {"num_fewshot": -1}}, r"evaluate\.num_fewshot: expected a number >= 0"),
+        ({"evaluate": {"batch_size": "big"}}, r"evaluate\.batch_size: expected a number or auto"),
+        ({"evaluate": {"tasks": {"a": 1}}}, r"evaluate\.tasks: expected a list, got a mapping"),
+        ({"evaluate": ["tasks"]}, r"evaluate: expected a mapping of keys, got a list"),
+        ({"judge": {"concurrency": "many"}}, r"judge\.concurrency: expected a whole number"),
+        ({"judge": {"rubric": "stars"}}, r"judge\.rubric: 'stars': choose one of paper"),
+        ({"judge": "maybe"}, r"judge: expected off, on .* or a mapping"),
+        ({"train": {"overrides": {"max_steps": [1]}}}, r"train\.overrides\.max_steps: expected"),
+    ],
+)
+def test_types_are_checked(tmp_path: Path, keys: dict, message: str) -> None:
+    with pytest.raises(StudyConfigError, match=message) as err:
+        load(config(tmp_path, **keys))
+    assert str(tmp_path / "cfg" / "study.yaml") in str(err.value)
+
+
+def test_unknown_keys_are_refused_with_the_known_ones(tmp_path: Path) -> None:
+    with pytest.raises(StudyConfigError) as err:
+        load(config(tmp_path, judge={"modle": "gpt-4.1"}))
+    message = str(err.value)
+    assert "study.yaml" in message and "unknown key(s) judge.modle" in message
+    assert "model" in message and "base_url" in message and "allow_unscored" in message
+    with pytest.raises(StudyConfigError, match=r"evaluate\.turn_2; known keys of evaluate: "):
+        load(config(tmp_path, evaluate={"turn_2": True}))
+    with pytest.raises(StudyConfigError, match=r"unknown key\(s\) evalute; known keys: output"):
+        load(config(tmp_path, evalute={}))
+    # The study keeps verdicts next to the answers: judge.output_dir is not a study setting.
+    with pytest.raises(StudyConfigError, match=r"judge\.output_dir"):
+        load(config(tmp_path, judge={"output_dir": "v"}))
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        {"judge": {"API_KEY": "sk-x"}},
+        {"judge": {"model": "m", "key": "sk-x"}},
+        {"train": {"overrides": {"hub_token": "hf_x"}}},
+        {"report": {"password": "x"}},
+    ],
+)
+def test_secret_looking_keys_are_refused(tmp_path: Path, keys: dict) -> None:
+    with pytest.raises(StudyConfigError, match=r"looks like a secret.*environment variable"):
+        load(config(tmp_path, **keys))
+
+
+def test_judge_settings_reach_the_judge_typed(tmp_path: Path) -> None:
+    cfg = load(
+        config(
+            tmp_path,
+            judge={
+                "model": "gpt-4.1",
+                "concurrency": "4",
+                "timeout": 30,
+                "cache": "verdicts.sqlite",
+                "api_key_env": "MY_JUDGE_KEY",  # the name of a variable, not a key
+                "allow_unscored": "yes",
+            },
+        )
+    )
+    assert cfg.allow_unscored is True and cfg.judge["concurrency"] == 4
+    env = environment(cfg, "m")
+    assert env["LANGADAPT_JUDGE_CONCURRENCY"] == "4" and env["LANGADAPT_JUDGE_TIMEOUT"] == "30.0"
+    assert env["LANGADAPT_JUDGE_CACHE"] == str(tmp_path / "cfg" / "verdicts.sqlite")
+    assert env["LANGADAPT_JUDGE_API_KEY_ENV"] == "MY_JUDGE_KEY"
+    assert "LANGADAPT_JUDGE_ALLOW_UNSCORED" not in env
+    assert load(config(tmp_path, judge={"allow_unscored": False})).judge == {}
+
+
+def test_every_relative_path_is_relative_to_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg_dir = tmp_path / "cfg"
+    (cfg_dir / "models" / "base").mkdir(parents=True)
+    (cfg_dir / "models" / "instruct").mkdir(parents=True)
+    (cfg_dir / "adapters" / "a1").mkdir(parents=True)
+    (cfg_dir / "train.yaml").write_text("model: x\n", encoding="utf-8")
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delenv("LANGADAPT_T_OUT", raising=False)
+    keys = {
+        "output": "${LANGADAPT_T_OUT:-runs/out}",
+        "base_model": "models/base",  # was taken for a Hub id: no leading ./
+        "instruct_model": "models/instruct",  # was never resolved
+        "data_dir": "data",
+        "train": {"config": "train.yaml", "adapters": {"a1": "adapters/a1"}},
+    }
+    path = cfg_dir / "study.yaml"
+    path.write_text(json.dumps(keys), encoding="utf-8")
+    cfg = load(path)
+    assert cfg.output == cfg_dir / "runs" / "out"
+    assert cfg.base_model == str(cfg_dir / "models" / "base")
+    assert cfg.instruct_model == str(cfg_dir / "models" / "instruct")
+    assert cfg.data_dir == cfg_dir / "data" and cfg.train_config == cfg_dir / "train.yaml"
+    assert cfg.adapters == {"a1": cfg_dir / "adapters" / "a1"}
+    # A value from the environment is taken as given: relative to the working directory.
+    monkeypatch.setenv("LANGADAPT_T_OUT", "mine")
+    assert load(path).output == elsewhere / "mine"
+    # A Hub id stays a Hub id; an explicit folder that does not exist is an error.
+    keys["base_model"], keys["instruct_model"] = "org/model", "./models/nope"
+    path.write_text(json.dumps(keys), encoding="utf-8")
+    with pytest.raises(StudyConfigError, match=r"instruct_model: .*models/nope is not a folder"):
+        load(path)
+    keys.pop("instruct_model")
+    path.write_text(json.dumps(keys), encoding="utf-8")
+    assert load(path).base_model == "org/model"
+
+
+def test_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LANGADAPT_T_EMPTY", "")
+    monkeypatch.delenv("LANGADAPT_T_UNSET", raising=False)
+    cfg = load(config(tmp_path, report={"baseline": "${LANGADAPT_T_EMPTY:-base}-$HOME"}))
+    assert cfg.baseline == "base-$HOME"  # empty means unset, as in the shell; $X is kept
+    with pytest.raises(StudyConfigError, match=r"report\.baseline: \$\{LANGADAPT_T_UNSET\} is not"):
+        load(config(tmp_path, report={"baseline": "${LANGADAPT_T_UNSET}"}))
+    with pytest.raises(StudyConfigError, match=r"report\.baseline: .*write \$\{VAR\}"):
+        load(config(tmp_path, report={"baseline": "${1BAD}"}))
+
+
+def test_num_fewshot_never_reaches_mtbench(tmp_path: Path) -> None:
+    tasks = ["cmmlu_langadapt", "mtbench_langadapt_zh", "mtbench_langadapt_tr_math"]
+    cfg = load(config(tmp_path, evaluate={"tasks": tasks, "num_fewshot": 5, "turn2": True}))
+    model = ModelSpec("base", "org/m")
+    runs = eval_runs(cfg, "base")
+    assert [(r.name, r.tasks, r.num_fewshot) for r in runs] == [
+        ("main", ["cmmlu_langadapt"], 5),
+        ("mtbench", ["mtbench_langadapt_zh", "mtbench_langadapt_tr_math"], None),
+        ("turn2", ["mtbench_langadapt_zh_mt", "mtbench_langadapt_tr_mt_math"], None),
+    ]
+    for run in runs:
+        args = _lm_eval(cfg, model, run)
+        has_shots = "--num_fewshot" in args
+        assert has_shots == (run.name == "main")
+        if has_shots:
+            assert args[args.index("--num_fewshot") + 1] == "5"
+    assert runs[2].metadata == {"mtbench_turn1": str(runs[1].folder)}
+    # MT-Bench alone: one run, without --num_fewshot.
+    cfg = load(config(tmp_path, evaluate={"tasks": ["mtbench_langadapt_zh"], "num_fewshot": 5}))
+    (run,) = eval_runs(cfg, "base")
+    assert "--num_fewshot" not in _lm_eval(cfg, model, run)
+    # Nor through lm_eval_args.
+    with pytest.raises(StudyConfigError, match=r"--num_fewshot is set by the study"):
+        load(config(tmp_path, evaluate={"lm_eval_args": ["--num_fewshot", "3"]}))
