@@ -372,13 +372,18 @@ def test_old_fastchat_template_key_says_what_to_do(tmp_path: Path) -> None:
         parse_spec(path)
 
 
-def test_spec_named_in_a_file_is_loaded_only_if_the_user_named_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _no_named_specs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh process's view: no spec named by the user yet."""
     monkeypatch.setenv("LANGADAPT_HOME", str(tmp_path / "home"))
     monkeypatch.delenv(language_spec.ENV_SPECS, raising=False)
     monkeypatch.setattr(language_spec, "_REGISTERED", {})
     monkeypatch.setattr(language_spec, "_TRUSTED", set())
+
+
+def test_spec_named_in_a_file_is_loaded_only_if_the_user_named_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _no_named_specs(tmp_path, monkeypatch)
     path = make_language(tmp_path / "pirate")
     with pytest.raises(LanguageSpecError, match=language_spec.ENV_SPECS):
         language_spec.register(str(path), trusted=False)  # e.g. a samples file's doc.spec
@@ -450,10 +455,7 @@ def test_langadapt_judge_refuses_a_spec_named_only_by_a_samples_file(
 ) -> None:
     from langadapt_tasks.judge import rejudge
 
-    monkeypatch.setenv("LANGADAPT_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv(language_spec.ENV_SPECS, raising=False)
-    monkeypatch.setattr(language_spec, "_REGISTERED", {})
-    monkeypatch.setattr(language_spec, "_TRUSTED", set())
+    _no_named_specs(tmp_path, monkeypatch)
     spec = make_language(tmp_path / "pirate")
     doc = {"lang": "pir", "turn": 1, "question_id": 1, "category": "writing"}
     doc |= {"turns": ["Q?"], "spec": str(spec)}

@@ -40,6 +40,27 @@ def test_installed_yamls_belong_to_langadapt_not_lm_eval() -> None:
     assert (installed_task_dir() / "cmmlu" / "_cmmlu_langadapt.yaml").is_file()
 
 
+def test_every_shipped_file_is_installed() -> None:
+    """pyproject's packages and package data cover every file of the source tree."""
+    repo = Path(__file__).resolve().parent.parent
+    dist = importlib.metadata.distribution("langadapt")
+    for source, target in [
+        ("task_yamls", "lm_eval/tasks/langadapt"),
+        ("langadapt_tasks", "langadapt_tasks"),
+        ("langadapt_train", "langadapt_train"),
+    ]:
+        shipped = [
+            p.relative_to(repo / source)
+            for p in (repo / source).rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts
+        ]
+        assert shipped, source
+        for rel in shipped:
+            installed = Path(str(dist.locate_file(f"{target}/{rel.as_posix()}")))
+            assert installed.is_file(), f"{source}/{rel} is not installed (pyproject.toml)"
+            assert installed.read_bytes() == (repo / source / rel).read_bytes(), rel
+
+
 def test_path_command_prints_an_include_path() -> None:
     proc = run_cli([sys.executable, "-m", "langadapt_tasks", "path"])
     assert proc.returncode == 0
