@@ -43,7 +43,10 @@ def test_installed_yamls_belong_to_langadapt_not_lm_eval() -> None:
 def test_every_shipped_file_is_installed() -> None:
     """pyproject's packages and package data cover every file of the source tree."""
     repo = Path(__file__).resolve().parent.parent
-    dist = importlib.metadata.distribution("langadapt")
+    # The installed distribution (a source checkout may also hold a langadapt.egg-info).
+    dist = next(
+        d for d in importlib.metadata.distributions(name="langadapt") if d.read_text("RECORD")
+    )
     for source, target in [
         ("task_yamls", "lm_eval/tasks/langadapt"),
         ("langadapt_tasks", "langadapt_tasks"),
