@@ -33,6 +33,7 @@ from lm_eval.api.samplers import FirstNSampler
 from lm_eval.api.task import ConfigurableTask
 
 from langadapt_tasks.cmmlu_subjects import SUBJECTS
+from langadapt_tasks.config_files import read_text
 from langadapt_tasks.paths import local_dir
 from langadapt_tasks.yaml_gen import PROMPT_HEADER
 
@@ -87,19 +88,6 @@ def validate_row(row: dict[str, Any], where: str) -> dict[str, str]:
     return out
 
 
-def _decode(path: Path) -> str:
-    """The file's text: UTF-8, with or without a byte-order mark."""
-    raw = path.read_bytes()
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
-        raise CMMLUDataError(
-            f"{path}, line {line}: not UTF-8 text (byte 0x{raw[err.start]:02x} at offset "
-            f"{err.start}); save the file as UTF-8"
-        ) from err
-
-
 def _swallowed_record(fields: list[str], width: int) -> int | None:
     """Index of a line inside a field that is a whole record on its own, if any.
 
@@ -121,7 +109,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
     a field running over lines that are whole records themselves is an
     unclosed quote, and so is a quote still open at the end of the file.
     """
-    text = _decode(path)
+    text = read_text(path, CMMLUDataError)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     first = 1  # physical line the next record starts on
     try:

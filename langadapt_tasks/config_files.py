@@ -52,16 +52,30 @@ class ConfigText(str):
     from_env: bool = False
 
 
+def read_text(path: Path, error: type[Exception]) -> str:
+    """A user's text file: UTF-8, with or without a byte-order mark. ``error`` names the
+    file (and the line of the first bad byte) when it cannot be read."""
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise error(f"{path}: cannot be read ({err})") from err
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise error(
+            f"{path}, line {line}: not UTF-8 text (byte 0x{raw[err.start]:02x} at offset "
+            f"{err.start}); save the file as UTF-8"
+        ) from err
+
+
 def read_yaml_mapping(
     path: Path, error: type[Exception], what: str = "a mapping", empty_ok: bool = False
 ) -> dict[str, Any]:
     """The mapping in ``path``; ``error`` names the file when it is unreadable or not one."""
+    text = read_text(path, error)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise error(f"{path}: cannot be read ({err})") from err
-    except UnicodeDecodeError as err:
-        raise error(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
+        data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise error(f"{path}: not YAML ({err})") from err
     if data is None and empty_ok:

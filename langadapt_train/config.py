@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from langadapt_tasks.config_files import read_text
 from langadapt_train.presets import PRESETS, preset_values
 
 log = logging.getLogger("langadapt_train")
@@ -216,9 +217,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file {path} not found")
     try:
-        data = yaml.safe_load(path.read_text("utf-8-sig")) or {}
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
+        data = yaml.safe_load(read_text(path, ConfigError)) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(data, dict):

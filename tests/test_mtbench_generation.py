@@ -3,19 +3,7 @@
 The reference is FastChat's own answer generation, restated here from its source
 (lm-sys/FastChat, fastchat/llm_judge/), not from our generator:
 
-common.py::
-
-    # Sampling temperature configs for
-    temperature_config = {
-        "writing": 0.7,
-        "roleplay": 0.7,
-        "extraction": 0.0,
-        "math": 0.0,
-        "coding": 0.0,
-        "reasoning": 0.0,
-        "stem": 0.1,
-        "humanities": 0.1,
-    }
+common.py: ``temperature_config``, copied verbatim as ``TEMPERATURE_CONFIG`` below.
 
 gen_model_answer.py, get_model_answers() and its argument parser::
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from langadapt_tasks.config_files import read_text
+
 Messages = list[dict[str, str]]
 ROLES = {
     "system": "system",
@@ -56,10 +58,6 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
                 ) from None
 
 
-def _read_text(path: Path) -> str:
-    return "".join(text for _, text in _lines(path))
-
-
 def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
     for lineno, line in _lines(path):
         if not line.strip():
@@ -71,7 +69,7 @@ def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def _read_json(path: Path) -> Iterator[dict[str, Any]]:
-    text = _read_text(path)
+    text = read_text(path, DataFileError)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
