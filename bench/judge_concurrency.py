@@ -22,7 +22,7 @@ from judge_server import JudgeServer, Reply
 from langadapt_tasks.judge.engine import judge_items
 from langadapt_tasks.judge.rubrics import JudgeItem
 from langadapt_tasks.judge.settings import resolve
-from langadapt_tasks.mtbench_data import CATEGORIES
+from langadapt_tasks.mtbench.data import CATEGORIES
 
 
 def answers(n: int) -> list[JudgeItem]:

@@ -255,7 +255,7 @@ def main() -> None:
         child(args)
         return
     if (args.model is None and not args.shape) or (args.shape and args.tokenizer is None):
-        from langadapt_tasks.models import materialize
+        from langadapt_tasks.study.models import materialize
 
         smollm2 = str(materialize("smollm2"))
         args.model = args.model or smollm2

@@ -1,4 +1,4 @@
-"""langadapt lm-eval tasks: CMMLU by category (and more), plus their helpers."""
+"""langadapt's lm-eval side: CMMLU and MT-Bench tasks, the judge, languages, report and study."""
 
 from __future__ import annotations
 

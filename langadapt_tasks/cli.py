@@ -1,4 +1,8 @@
-"""``langadapt``: the command line of the lm-eval side of langadapt."""
+"""``langadapt``: the command line of the lm-eval side of langadapt.
+
+Each command imports its module only when it runs, so ``langadapt path`` and
+``--help`` stay fast (no lm_eval, torch or openai).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ import sys
 from pathlib import Path
 
 from langadapt_tasks import __version__
-from langadapt_tasks.study import StudyError
 
 
 def _cmd_path(args: argparse.Namespace) -> int:
@@ -19,15 +22,15 @@ def _cmd_path(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from langadapt_tasks.models import materialize
+    from langadapt_tasks.study.models import materialize
 
     print(materialize(args.model, args.dir))
     return 0
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
+    from langadapt_tasks.generate import write_all
     from langadapt_tasks.paths import SOURCE_TASK_DIR
-    from langadapt_tasks.yaml_gen import write_all
 
     if args.out is None and not SOURCE_TASK_DIR.is_dir():
         raise FileNotFoundError(
@@ -81,7 +84,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_new_language(args: argparse.Namespace) -> int:
-    from langadapt_tasks.language_scaffold import scaffold
+    from langadapt_tasks.languages.scaffold import scaffold
 
     folder = args.dir or Path("languages") / args.code
     for path in scaffold(args.code, args.name, folder, args.native_name or "", args.force):
@@ -91,9 +94,9 @@ def _cmd_new_language(args: argparse.Namespace) -> int:
 
 
 def _cmd_language_yamls(args: argparse.Namespace) -> int:
-    from langadapt_tasks.language_spec import parse_spec
-    from langadapt_tasks.mtbench_task import group_name
-    from langadapt_tasks.mtbench_yamls import write_language
+    from langadapt_tasks.generate.mtbench import write_language
+    from langadapt_tasks.languages.spec import parse_spec
+    from langadapt_tasks.mtbench.data import group_name
 
     out = args.out or args.spec.parent / "tasks"
     written = write_language(args.spec, out)
@@ -109,8 +112,8 @@ def _cmd_language_yamls(args: argparse.Namespace) -> int:
 
 
 def _cmd_study(args: argparse.Namespace) -> int:
-    from langadapt_tasks.study import JudgeIncomplete, run_study
-    from langadapt_tasks.study_config import load
+    from langadapt_tasks.study.config import load
+    from langadapt_tasks.study.run import JudgeIncomplete, StudyError, run_study
 
     steps = [s.strip() for s in args.steps.split(",") if s.strip()]
     code, problem = 0, None
@@ -118,6 +121,9 @@ def _cmd_study(args: argparse.Namespace) -> int:
         report = run_study(load(args.config), steps)
     except JudgeIncomplete as err:  # the report is written; rerunning judges what is left
         report, code, problem = err.report, 1, err
+    except StudyError as err:
+        print(f"langadapt study: error: {err}", file=sys.stderr)
+        return 2
     if report:  # the tables, as lm_eval prints its own at the end of a run
         print("\n" + report["markdown"])
     for note in (report or {}).get("notes", []):
@@ -257,6 +263,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (FileNotFoundError, FileExistsError, ValueError, KeyError, StudyError) as err:
+    except (FileNotFoundError, FileExistsError, ValueError, KeyError) as err:
         print(f"langadapt {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 from typing import Any
 
-SOURCE_TASK_DIR = Path(__file__).resolve().parent.parent / "task_yamls"
+PACKAGE_DIR = Path(__file__).resolve().parent  # langadapt_tasks/: its data files and templates
+SOURCE_TASK_DIR = PACKAGE_DIR.parent / "task_yamls"
 
 
 def installed_task_dir() -> Path:
-    """``lm_eval/tasks/langadapt``: where ``pip install`` puts the YAMLs."""
-    import lm_eval.tasks
+    """``lm_eval/tasks/langadapt``: where ``pip install`` puts the YAMLs.
 
-    return Path(lm_eval.tasks.__file__).resolve().parent / "langadapt"
+    Found without importing lm_eval (which loads torch and datasets).
+    """
+    spec = importlib.util.find_spec("lm_eval")
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError("lm_eval is not installed: pip install lm-eval")
+    return Path(spec.origin).resolve().parent / "tasks" / "langadapt"
 
 
 def task_dir() -> Path:

@@ -16,8 +16,7 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any
 
-from langadapt_tasks.cmmlu_subjects import CATEGORIES, SUBJECTS
-from langadapt_tasks.yaml_gen import CMMLU_GROUP, cmmlu_task_name
+from langadapt_tasks.cmmlu.subjects import CATEGORIES, CMMLU_GROUP, SUBJECTS, cmmlu_task_name
 
 Score = dict[str, Any]
 

@@ -1,3 +1,5 @@
+"""``python -m langadapt_train``: the ``langadapt-train`` command."""
+
 import sys
 
 from langadapt_train.cli import main

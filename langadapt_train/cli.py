@@ -20,10 +20,18 @@ from langadapt_train import config as config_mod
 from langadapt_train.data.mix import MixError
 from langadapt_train.data.sources import DataFileError
 from langadapt_train.decontam import DecontamError
+from langadapt_train.outputs import TrainError, has_checkpoints, is_finished
 from langadapt_train.presets import PRESETS
 from langadapt_train.templates import TemplateError
 
-USER_ERRORS = (config_mod.ConfigError, MixError, DataFileError, DecontamError, TemplateError)
+USER_ERRORS = (
+    config_mod.ConfigError,
+    MixError,
+    DataFileError,
+    DecontamError,
+    TemplateError,
+    TrainError,
+)
 
 
 def _parser(prog: str, sweep: bool) -> argparse.ArgumentParser:
@@ -53,7 +61,7 @@ def _config(args: argparse.Namespace, preset: str | None = None) -> config_mod.T
 
 
 def _train(cfg: config_mod.TrainConfig) -> Path:
-    from langadapt_train.trainer import train
+    from langadapt_train.trainer import train  # torch, transformers, TRL: only when training
 
     return train(cfg)
 
@@ -65,8 +73,6 @@ def sweep(args: argparse.Namespace) -> list[Path]:
     learning_rate unless the YAML or a flag sets them. An explicit lora_r or lora_alpha that
     differs from a preset's is refused: the folder is named after the preset.
     """
-    from langadapt_train.trainer import has_checkpoints, is_finished
-
     names = [p.strip() for p in args.presets.split(",") if p.strip()]
     unknown = [n for n in names if n not in PRESETS]
     if unknown or not names:
@@ -126,13 +132,6 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as err:
         print(f"langadapt-train: error: {err}", file=sys.stderr)
         return 2
-    except Exception as err:
-        from langadapt_train.trainer import TrainError
-
-        if isinstance(err, TrainError):
-            print(f"langadapt-train: error: {err}", file=sys.stderr)
-            return 2
-        raise
     return 0
 
 

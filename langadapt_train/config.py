@@ -14,7 +14,6 @@ import contextlib
 import dataclasses
 import logging
 import math
-import os
 import re
 import types
 import typing
@@ -24,7 +23,13 @@ from typing import Any
 
 import yaml
 
-from langadapt_tasks.config_files import read_text
+from langadapt_tasks.files import (
+    expand_vars,
+    path_or_name,
+    plain,
+    read_yaml_mapping,
+    resolve_path,
+)
 from langadapt_train.presets import PRESETS, preset_values
 
 log = logging.getLogger("langadapt_train")
@@ -103,7 +108,6 @@ FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 _HINTS = typing.get_type_hints(TrainConfig)
 # Keys that must be set (by YAML or flag) before training.
 REQUIRED = ("model", "output")
-PRESET_KEYS = ("lora_r", "lora_alpha", "learning_rate")
 
 
 def _base_type(hint: Any) -> tuple[Any, bool]:
@@ -212,43 +216,26 @@ def _check(cfg: TrainConfig) -> None:
         raise bad("target_modules", "all-linear cannot be combined with module names")
 
 
+# Keys whose value is a path, and keys whose value is a name or a path (langadapt_tasks.files).
+PATH_KEYS = ("output", "cmmlu_dir", "mt_bench_dir")
+PATH_OR_NAME_KEYS = ("data", "model", "tokenizer", "chat_template")
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A config file's keys, read by the rule of every config file (``langadapt_tasks.files``):
+    ``${VAR}`` / ``${VAR:-default}`` expanded, paths relative to the file."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} not found")
-    try:
-        data = yaml.safe_load(read_text(path, ConfigError)) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
-    # Relative paths in a config file are relative to the file, with ${VAR} expanded.
-    for key in (
-        "output",
-        "data",
-        "model",
-        "tokenizer",
-        "chat_template",
-        "cmmlu_dir",
-        "mt_bench_dir",
-    ):
+    data = read_yaml_mapping(path, ConfigError, "a mapping of config keys", empty_ok=True)
+    data = expand_vars(data, path, ConfigError)
+    base = path.resolve().parent
+    for key in PATH_KEYS + PATH_OR_NAME_KEYS:
         value = data.get(key)
-        if isinstance(value, str):
-            # Only paths written relative in the file are taken relative to it; a value that
-            # comes from an environment variable is used as given (relative to the cwd).
-            data[key] = os.path.expandvars(_resolve_path(value, path.parent))
-            if "$" in data[key]:
-                raise ConfigError(
-                    f"{path}: config key {key!r}: unset environment variable in {value!r}"
-                )
-    return data
-
-
-def _resolve_path(value: str, base: Path) -> str:
-    """``./x`` or ``../x`` in a config file is taken relative to the file."""
-    if value.startswith(("./", "../")):
-        return str((base / value).resolve())
-    return value
+        if isinstance(value, str) and value.strip():
+            resolved = resolve_path(value, base) if key in PATH_KEYS else path_or_name(value, base)
+            data[key] = str(resolved)
+    return plain(data)
 
 
 # Keys and values that look like credentials; they never belong in a config file (the saved
@@ -361,13 +348,7 @@ def saved(directory: Path) -> dict[str, Any] | None:
     path = Path(directory) / CONFIG_NAME
     if not path.is_file():
         return None
-    try:
-        data = yaml.safe_load(path.read_text("utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: the saved config cannot be read ({err})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the saved config is not a mapping")
-    return data
+    return read_yaml_mapping(path, ConfigError, "the saved config as a mapping")
 
 
 def changes(before: dict[str, Any], cfg: TrainConfig) -> list[str]:

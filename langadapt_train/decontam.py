@@ -7,21 +7,17 @@ n-grams (n = ``decontam_ngram``, 13 by default); an item shorter than n tokens
 contributes itself whole. A training row is contaminated when any of its
 n-grams (or, for short items, its token sequence containing the whole item)
 matches. The evaluation sets are CMMLU (every subject, dev and test; question
-with its options) and MT-Bench (every turn, every shipped language).
+with its options) and MT-Bench (every turn, every shipped language), as
+``langadapt_tasks.eval_questions`` provides them.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import unicodedata
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
-CMMLU_ENV = "LANGADAPT_CMMLU_DIR"
-MTBENCH_ENV = "LANGADAPT_MTBENCH_DIR"
+from langadapt_tasks.eval_questions import EvalQuestion, cmmlu_questions, mtbench_questions
 
 _CJK = (
     r"\u2e80-\u2fdf\u3040-\u30ff\u3100-\u312f\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af"
@@ -44,12 +40,6 @@ def tokens(text: str) -> list[str]:
 
 
 @dataclass
-class EvalItem:
-    source: str  # e.g. "cmmlu:agronomy/test#3" or "mt_bench:zh#81"
-    text: str
-
-
-@dataclass
 class Index:
     n: int
     grams: dict[tuple[str, ...], str] = field(default_factory=dict)
@@ -57,7 +47,7 @@ class Index:
     short_lengths: set[int] = field(default_factory=set)
     sources: dict[str, int] = field(default_factory=dict)  # eval set -> item count
 
-    def add(self, item: EvalItem) -> None:
+    def add(self, item: EvalQuestion) -> None:
         toks = tokens(item.text)
         if not toks:
             return
@@ -87,117 +77,23 @@ class Index:
         return None
 
 
-def cmmlu_items(root: Path) -> Iterable[EvalItem]:
-    from langadapt_tasks.cmmlu import read_csv
-
-    files = sorted(Path(root).glob("*/*.csv"))
-    if not files:
-        raise DecontamError(f"no CMMLU CSV files under {root} (expected dev/*.csv, test/*.csv)")
-    for path in files:
-        for i, row in enumerate(read_csv(path)):
-            text = " ".join([row["Question"], row["A"], row["B"], row["C"], row["D"]])
-            yield EvalItem(f"cmmlu:{path.stem}/{path.parent.name}#{i}", text)
-
-
-def cmmlu_hub_items() -> Iterable[EvalItem]:
-    from langadapt_tasks.cmmlu import load_subject
-    from langadapt_tasks.cmmlu_subjects import SUBJECTS
-
-    for subject in SUBJECTS:
-        for split, rows in load_subject(subject).items():
-            for i, row in enumerate(rows):
-                text = " ".join([row["Question"], row["A"], row["B"], row["C"], row["D"]])
-                yield EvalItem(f"cmmlu:{subject}/{split}#{i}", text)
-
-
-def packaged_mt_bench_dir() -> Path | None:
-    """``langadapt_tasks/data/mt_bench`` when the installed tasks package ships questions."""
-    import langadapt_tasks
-
-    path = Path(langadapt_tasks.__file__).resolve().parent / "data" / "mt_bench"
-    return path if path.is_dir() else None
-
-
-def mt_bench_items(roots: Iterable[Path]) -> Iterable[EvalItem]:
-    seen: set[str] = set()
-    for root in roots:
-        for path in sorted(Path(root).glob("*/question.jsonl")):
-            lang = path.parent.name
-            if lang in seen:  # an explicit directory wins over the packaged copy
-                continue
-            seen.add(lang)
-            with path.open(encoding="utf-8") as fh:
-                for lineno, line in enumerate(fh, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        question = json.loads(line)
-                    except json.JSONDecodeError as err:
-                        raise DecontamError(
-                            f"{path}, line {lineno}: not valid JSON ({err.msg})"
-                        ) from None
-                    for turn_no, turn in enumerate(question.get("turns", []), 1):
-                        qid = question.get("question_id", lineno)
-                        yield EvalItem(f"mt_bench:{lang}#{qid}.{turn_no}", str(turn))
-
-
 def build_index(n: int, cmmlu_dir: str | None = None, mt_bench_dir: str | None = None) -> Index:
-    """Index CMMLU and MT-Bench; local directories (config or env) first, then the Hub."""
+    """Index CMMLU and MT-Bench (``langadapt_tasks.eval_questions``: local directories
+    from the config or the environment first, then the Hub and the shipped files)."""
     index = Index(n)
-    cmmlu = cmmlu_dir or os.environ.get(CMMLU_ENV)
-    if cmmlu:
-        items: Iterable[EvalItem] = cmmlu_items(Path(cmmlu))
-    else:
-        items = cmmlu_hub_items()
-    try:
-        for item in items:
-            index.add(item)
-    except DecontamError:
-        raise
-    except Exception as err:
-        raise DecontamError(
-            f"CMMLU could not be read for decontamination ({err}); set "
-            f"cmmlu_dir / {CMMLU_ENV}, or decontaminate: false"
-        ) from err
-    roots = [Path(p) for p in (mt_bench_dir or os.environ.get(MTBENCH_ENV),) if p]
-    packaged = packaged_mt_bench_dir()
-    if packaged:
-        roots.append(packaged)
-    for item in mt_bench_items(roots):
-        index.add(item)
-    # Every language the MT-Bench tasks ship must be covered; those not found locally come
-    # from the tasks' own loader (the Hub for Chinese, the packaged Turkish translation).
-    covered = {k.split(":", 1)[1] for k in index.sources if k.startswith("mt_bench:")}
-    for lang in shipped_mt_bench_languages():
-        if lang in covered:
-            continue
+    for name, key, questions in (
+        ("CMMLU", "cmmlu_dir", lambda: cmmlu_questions(cmmlu_dir)),
+        ("MT-Bench", "mt_bench_dir", lambda: mtbench_questions(mt_bench_dir)),
+    ):
         try:
-            from langadapt_tasks.mtbench_data import load_questions
-
-            questions = load_questions(None, lang)
+            for question in questions():
+                index.add(question)
         except Exception as err:
             raise DecontamError(
-                f"MT-Bench questions ({lang}) could not be loaded ({err}); set mt_bench_dir / "
-                f"{MTBENCH_ENV} to a directory with <lang>/question.jsonl, or decontaminate: false"
+                f"{name} could not be read for decontamination ({err}); set {key} in the "
+                "training config, or decontaminate: false"
             ) from err
-        for question in questions:
-            for turn_no, turn in enumerate(question["turns"], 1):
-                index.add(EvalItem(f"mt_bench:{lang}#{question['question_id']}.{turn_no}", turn))
-    if not any(k.startswith("mt_bench") for k in index.sources):
-        raise DecontamError(
-            f"no MT-Bench questions found; set mt_bench_dir / {MTBENCH_ENV} to a "
-            "directory with <lang>/question.jsonl, or decontaminate: false"
-        )
     return index
-
-
-def shipped_mt_bench_languages() -> tuple[str, ...]:
-    """The languages of langadapt's MT-Bench tasks."""
-    try:
-        from langadapt_tasks.mtbench_data import LANGS
-    except ImportError:  # a langadapt_tasks without MT-Bench
-        return ()
-    return tuple(LANGS)
 
 
 def conversation_text(messages: list[dict[str, str]]) -> str:

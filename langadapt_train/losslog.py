@@ -9,6 +9,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from langadapt_tasks.files import iter_jsonl
+
 COLUMNS = ("step", "epoch", "loss", "learning_rate", "grad_norm")
 
 
@@ -16,7 +18,7 @@ def read(directory: Path) -> list[dict[str, Any]]:
     path = Path(directory) / "loss.jsonl"
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+    return [row for _, row in iter_jsonl(path, ValueError)]
 
 
 def _write_all(directory: Path, rows: list[dict[str, Any]]) -> None:

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from langadapt_tasks import cmmlu
-from langadapt_tasks.cmmlu_subjects import CATEGORIES, SUBJECTS, subjects_in
-from langadapt_tasks.yaml_gen import cmmlu_configs, render
+from langadapt_tasks.cmmlu import data as cmmlu
+from langadapt_tasks.cmmlu.hooks import load_protocol_subject
+from langadapt_tasks.cmmlu.subjects import CATEGORIES, SUBJECTS, subjects_in
+from langadapt_tasks.generate.cmmlu import cmmlu_configs
+from langadapt_tasks.generate.render import render
 
 
 def _tsv(cmmlu_dir: Path) -> list[dict[str, str]]:
@@ -39,7 +41,7 @@ def test_local_dir_from_env_and_metadata(cmmlu_dir: Path, monkeypatch) -> None:
     ds = cmmlu.load_subject("arts", cmmlu_dir=str(cmmlu_dir), pretrained="ignored")
     assert len(ds["test"]) == 160 and len(ds["dev"]) == 5
     assert set(ds["test"].column_names) == {"Question", "A", "B", "C", "D", "Answer"}
-    protocol = cmmlu.load_protocol_subject("arts", cmmlu_dir=str(cmmlu_dir))
+    protocol = load_protocol_subject("arts", cmmlu_dir=str(cmmlu_dir))
     assert protocol["test"]["shot_budget"] == [None] * 160  # no tokenizer: no shot dropped
     monkeypatch.setenv(cmmlu.ENV_DIR, str(cmmlu_dir))
     assert len(cmmlu.load_subject("agronomy")["test"]) == 169

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import os
 from pathlib import Path
 
 import pytest
-from conftest import lm_eval_bin, run_cli
+from conftest import lm_eval_bin, run_cli, task_manager
 
-from langadapt_tasks.cmmlu_subjects import CATEGORIES
+from langadapt_tasks.cmmlu.subjects import CATEGORIES
 from langadapt_tasks.scoring import format_views, load_results
 
 GROUP = "cmmlu_langadapt"
@@ -45,8 +47,9 @@ def test_one_forward_pass_per_question(smollm2_dir: Path, cmmlu_env) -> None:
     calls = []
     lm.model.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
     tasks = [f"{GROUP}_arts", f"{GROUP}_virology", f"{GROUP}_chinese_history"]
-    results = lm_eval.simple_evaluate(model=lm, tasks=tasks, limit=2)
-    assert results is not None
+    manager = task_manager(cmmlu_dir=os.environ["LANGADAPT_CMMLU_DIR"])
+    results = lm_eval.simple_evaluate(model=lm, tasks=tasks, limit=2, task_manager=manager)
+    assert set(results["samples"]) == set(tasks)
     questions = sum(len(results["samples"][t]) for t in tasks)
     assert questions == 6
     # Four choices, one token each after a shared 5-shot context: one pass per question.
@@ -84,8 +87,16 @@ def _lm_eval(model_args: str, tasks: str, out: Path, env: dict[str, str]):
     )
 
 
+def _logged_acc(sample: dict) -> float:
+    """1.0 when the highest of the four logged log-likelihoods is the target's (as CMMLU's
+    argmax over A-D), else 0.0: computed from lm-eval's samples log (which stores numbers
+    as text), not from its metric."""
+    loglikelihoods = [float(resp[0]) for resp in sample["filtered_resps"]]
+    return float(loglikelihoods.index(max(loglikelihoods)) == int(sample["target"]))
+
+
 def test_cli_with_and_without_lora(
-    smollm2_dir: Path, lora_adapter: Path, cmmlu_env, tmp_path: Path
+    smollm2_dir: Path, lora_adapter: Path, cmmlu_env, cmmlu_dir: Path, tmp_path: Path
 ) -> None:
     proc = _lm_eval(
         f"pretrained={smollm2_dir},peft={lora_adapter}", GROUP, tmp_path / "lora", cmmlu_env
@@ -99,9 +110,23 @@ def test_cli_with_and_without_lora(
     results = load_results(tmp_path / "lora")
     assert str(lora_adapter) in str(results["config"]["model_args"])
     table = results["results"]
+    # Each category's acc is the size-weighted mean over its subjects' logged samples
+    # (one per subject with --limit 1); the categories come from CMMLU's subject table.
+    with (cmmlu_dir / "SUBJECTS.tsv").open(encoding="utf-8") as fh:
+        members: dict[str, list[str]] = {}
+        for row in csv.DictReader(fh, delimiter="\t"):
+            members.setdefault(row["partition_category"], []).append(row["subject"])
+    assert set(members) == set(CATEGORIES)
     for category in CATEGORIES:
+        logged = [s for n in members[category] for s in _samples(tmp_path / "lora", f"{GROUP}_{n}")]
+        assert len(logged) == len(members[category])
+        for sample in logged:
+            assert sample["acc"] == _logged_acc(sample)
+            assert sample["acc_norm"] == sample["acc"]  # the choices are one letter each
+        expected = sum(_logged_acc(s) for s in logged) / len(logged)
         entry = table[f"{GROUP}_{category}"]
-        assert 0.0 <= entry["acc,none"] <= 1.0 and "acc_norm,none" in entry
+        assert entry["acc,none"] == pytest.approx(expected)
+        assert entry["acc_norm,none"] == pytest.approx(expected)
     assert results["n-samples"][f"{GROUP}_arts"]["effective"] == 1
     views = format_views(results)
     assert set(views["lm_eval"]) == {*CATEGORIES, "average"}

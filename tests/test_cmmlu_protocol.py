@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import task_manager
 
 CHOICES = ["A", "B", "C", "D"]
 # Two small whole subjects (test rows from CMMLU's data; dev rows are the shots).
@@ -72,7 +73,10 @@ def reference_prompts(cmmlu_dir: Path, subject: str, tokenizer, max_length=2048,
 
 
 # --- CMMLU's src/hf_causal_model.py eval(), transcribed (CPU instead of cuda) ---------------
-def reference_predictions(model, tokenizer, prompts: list[str]) -> list[str]:
+def reference_predictions(model, tokenizer, prompts: list[str], seen=None) -> list[str]:
+    """``seen``: the last-position logits of forward passes already made on the same input
+    ids (by lm-eval, on the same model). The forward pass is deterministic, so reusing it
+    is the same computation done once; the test re-runs a sample to show it."""
     import numpy as np
     import torch
 
@@ -82,11 +86,27 @@ def reference_predictions(model, tokenizer, prompts: list[str]) -> list[str]:
         inputs = tokenizer(prompt, return_tensors="pt")
         if "token_type_ids" in inputs:
             inputs.pop("token_type_ids")
-        with torch.no_grad():
-            logits = model(**inputs).logits[:, -1, :]
-            choice_logits = logits[:, choice_ids].detach().cpu().numpy()
+        key = tuple(inputs["input_ids"][0].tolist())
+        if seen is not None and key in seen:
+            logits = seen[key][None, :]
+        else:
+            with torch.no_grad():
+                logits = model(**inputs).logits[:, -1, :]
+        choice_logits = logits[:, choice_ids].detach().cpu().numpy()
         preds.append({0: "A", 1: "B", 2: "C", 3: "D"}[int(np.argmax(choice_logits[0]))])
     return preds
+
+
+def record_forward_passes(model) -> tuple[dict[tuple[int, ...], object], object]:
+    """Input ids -> last-position logits of every batch-of-one forward pass of ``model``."""
+    seen: dict[tuple[int, ...], object] = {}
+
+    def hook(module, args, kwargs, output) -> None:
+        ids = args[0] if args else kwargs["input_ids"]
+        if ids.shape[0] == 1:
+            seen[tuple(ids[0].tolist())] = output.logits[0, -1, :].detach().clone()
+
+    return seen, model.register_forward_hook(hook, with_kwargs=True)
 
 
 @pytest.fixture(scope="module")
@@ -102,17 +122,15 @@ def _lm_eval_prompts(task, docs) -> list[str]:
 
 @pytest.mark.parametrize("max_length", [2048, 900, 450])
 def test_prompts_equal_cmmlu_gen_prompt(
-    cmmlu_dir: Path, smollm2_dir: Path, tokenizer, max_length: int, monkeypatch, tmp_path
+    cmmlu_dir: Path, smollm2_dir: Path, tokenizer, max_length: int
 ) -> None:
     """Every question's prompt, byte for byte; a small budget exercises shot dropping."""
-    from lm_eval.tasks import TaskManager
 
-    monkeypatch.setenv("LANGADAPT_HOME", str(tmp_path / "home"))
     subjects = ["chinese_history", "college_law"]
     metadata = {"cmmlu_dir": str(cmmlu_dir), "pretrained": str(smollm2_dir)}
     if max_length != 2048:
         metadata["cmmlu_max_length"] = max_length
-    tasks = TaskManager(metadata=metadata).load([f"cmmlu_langadapt_{s}" for s in subjects])
+    tasks = task_manager(**metadata).load([f"cmmlu_langadapt_{s}" for s in subjects])
     shot_counts: set[int] = set()
     headerless = 0
     for subject in subjects:
@@ -137,14 +155,13 @@ def test_num_fewshot_override_drops_from_the_first_n(
     cmmlu_dir: Path, smollm2_dir: Path, tokenizer
 ) -> None:
     """``--num_fewshot 3``: CMMLU's ``--num_few_shot 3``, the same rule on three shots."""
-    from lm_eval.tasks import TaskManager
 
     metadata = {
         "cmmlu_dir": str(cmmlu_dir),
         "pretrained": str(smollm2_dir),
         "cmmlu_max_length": 600,
     }
-    task = TaskManager(metadata=metadata).load(["cmmlu_langadapt_chinese_history"])["tasks"][
+    task = task_manager(**metadata).load(["cmmlu_langadapt_chinese_history"])["tasks"][
         "cmmlu_langadapt_chinese_history"
     ]
     expected, _ = reference_prompts(cmmlu_dir, "chinese_history", tokenizer, 600, shots=3)
@@ -152,43 +169,48 @@ def test_num_fewshot_override_drops_from_the_first_n(
     assert [task.fewshot_context(doc=d, num_fewshot=3) for d in docs] == expected
 
 
-@pytest.mark.slow
 def test_predictions_equal_cmmlu_eval_on_two_whole_subjects(
-    cmmlu_dir: Path, smollm2_dir: Path, tokenizer, monkeypatch, tmp_path
+    cmmlu_dir: Path, smollm2_dir: Path, tokenizer
 ) -> None:
-    """lm_eval with cmmlu_langadapt (5-shot default) vs CMMLU's eval(), question by question.
+    """lm_eval with cmmlu_langadapt (5-shot default, ``hf`` backend) vs CMMLU's eval(),
+    question by question, on two whole subjects (the two smallest by prompt tokens: 211
+    questions, about 130k tokens).
 
-    The two smallest subjects by prompt tokens: 211 questions, about 130k tokens a side
-    (minutes on a small CPU).
+    Both sides use one model instance: lm-eval's. Its forward passes are recorded. The
+    reference reuses a recorded pass only when its own input ids are identical. It
+    recomputes the first question of each subject to show that the reuse changes nothing.
     """
     import lm_eval
     import numpy as np
-    from transformers import AutoModelForCausalLM
+    import torch
+    from lm_eval.models.huggingface import HFLM
 
-    monkeypatch.setenv("LANGADAPT_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("LANGADAPT_CMMLU_DIR", str(cmmlu_dir))
+    lm = HFLM(pretrained=str(smollm2_dir), batch_size=1, device="cpu")
+    seen, handle = record_forward_passes(lm.model)
     tasks = [f"cmmlu_langadapt_{s}" for s in SUBJECTS]
+    metadata = {"cmmlu_dir": str(cmmlu_dir), "pretrained": str(smollm2_dir)}
     out = lm_eval.simple_evaluate(
-        model="hf",
-        model_args=f"pretrained={smollm2_dir}",
-        tasks=tasks,
-        batch_size=1,
-        device="cpu",
-        log_samples=True,
+        model=lm, tasks=tasks, task_manager=task_manager(**metadata), log_samples=True
     )
-    model = AutoModelForCausalLM.from_pretrained(smollm2_dir, trust_remote_code=True)
-    model.eval()
+    handle.remove()
+    model = lm.model
 
-    agree = total = 0
+    agree = total = reused = 0
     for subject in SUBJECTS:
         samples = sorted(out["samples"][f"cmmlu_langadapt_{subject}"], key=lambda s: s["doc_id"])
         prompts, answers = reference_prompts(cmmlu_dir, subject, tokenizer)
-        assert len(samples) == len(prompts)  # the whole subject
+        assert len(samples) == len(prompts) == len(answers)  # the whole subject
         assert [s["arguments"][0][0] for s in samples] == prompts
         assert [s["arguments"][0][1] for s in samples] == ["A"] * len(prompts)
         # resps: per choice, the list of responses [(log-likelihood, is_greedy)]
         ours = [CHOICES[int(np.argmax([r[0][0] for r in s["resps"]]))] for s in samples]
-        theirs = reference_predictions(model, tokenizer, prompts)
+        theirs = reference_predictions(model, tokenizer, prompts, seen)
+        assert theirs[:1] == reference_predictions(model, tokenizer, prompts[:1])
+        first = tokenizer(prompts[0], return_tensors="pt")["input_ids"]
+        with torch.no_grad():
+            fresh = model(first).logits[0, -1, :]
+        assert torch.equal(fresh, seen[tuple(first[0].tolist())])
+        reused += sum(tuple(tokenizer(p)["input_ids"]) in seen for p in prompts)
         agree += sum(a == b for a, b in zip(ours, theirs, strict=True))
         total += len(prompts)
         # lm-eval's acc is the reference's accuracy on the same predictions.
@@ -196,4 +218,5 @@ def test_predictions_equal_cmmlu_eval_on_two_whole_subjects(
         assert out["results"][f"cmmlu_langadapt_{subject}"]["acc,none"] == pytest.approx(acc)
         assert ours == theirs, f"{subject}: predictions differ"
     print(f"CMMLU agreement: {len(SUBJECTS)} subjects, {total} questions, {agree}/{total}")
-    assert total > 200
+    # Each question was one forward pass on exactly the reference's input ids.
+    assert (total, reused) == (105 + 106, 105 + 106)

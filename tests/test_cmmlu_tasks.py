@@ -6,9 +6,11 @@ import csv
 from pathlib import Path
 
 import pytest
+from conftest import task_manager
 from lm_eval.tasks import TaskManager
 
-from langadapt_tasks.cmmlu_subjects import CATEGORIES, SUBJECTS
+from langadapt_tasks.cmmlu.subjects import CATEGORIES, SUBJECTS
+from langadapt_tasks.paths import task_dir
 
 GROUP = "cmmlu_langadapt"
 # Test-split sizes of the five disjoint categories, from CMMLU's data.
@@ -23,9 +25,8 @@ CATEGORY_SIZES = {
 
 @pytest.fixture(scope="module")
 def loaded(cmmlu_dir: Path) -> dict:
-    # Default task scan only: the YAMLs must be where `pip install .` put them.
-    manager = TaskManager(metadata={"cmmlu_dir": str(cmmlu_dir)})
-    return manager.load([GROUP])
+    # langadapt's tasks only (test_packaging checks lm-eval's default scan finds them).
+    return task_manager(cmmlu_dir=str(cmmlu_dir)).load([GROUP])
 
 
 def test_group_structure(loaded) -> None:
@@ -97,7 +98,11 @@ def test_lmeval_format_family_is_lm_evals_cmmlu(cmmlu_dir: Path, tmp_path: Path)
             }
         )
     )
-    manager = TaskManager(include_path=str(tmp_path), metadata={"cmmlu_dir": str(cmmlu_dir)})
+    manager = TaskManager(
+        include_path=[str(tmp_path), str(task_dir())],
+        include_defaults=False,
+        metadata={"cmmlu_dir": str(cmmlu_dir)},
+    )
     tasks = manager.load(["ref_cmmlu_arts", "cmmlu_langadapt_lmeval_arts"])["tasks"]
     ref, ours = tasks["ref_cmmlu_arts"], tasks["cmmlu_langadapt_lmeval_arts"]
     for task in (ref, ours):

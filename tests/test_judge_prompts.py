@@ -22,9 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from langadapt_tasks import language_spec
 from langadapt_tasks.judge import rubrics
 from langadapt_tasks.judge.rubrics import JudgeItem, build_messages, parse
+from langadapt_tasks.languages import spec as language_spec
+from langadapt_tasks.languages.judge_templates import TEMPLATE_DIR
 
 # --- the references ------------------------------------------------------------------------
 
@@ -36,6 +37,11 @@ PAPER_SYSTEM = (
 PAPER_EXAMPLE_1_QUESTION = "描述原子的结构"
 PAPER_EXAMPLE_2_QUESTION = "什么是三原色？"
 PAPER_EXAMPLE_2_ANSWER = "3 种原色是红色、橙色和白色。"
+
+# MT-Bench-ZH's judge prompts at their public source (GeneZC/MiniMA, mt_bench_zh/data).
+MT_BENCH_ZH_PROMPTS_URL = (
+    "https://raw.githubusercontent.com/GeneZC/MiniMA/main/mt_bench_zh/data/judge_prompts_zh.jsonl"
+)
 
 # FastChat common.py, verbatim: NEED_REF_CATS and the two rating patterns.
 NEED_REF_CATS = ["math", "reasoning", "coding"]
@@ -174,7 +180,7 @@ def prompt_source(
     else:
         monkeypatch.delenv("LANGADAPT_MTBENCH_DIR", raising=False)
         zh = language_spec.get("zh")
-        assert zh.judge_prompts_url and zh.judge_prompts_url.startswith("https://")
+        assert zh.judge_prompts_url == MT_BENCH_ZH_PROMPTS_URL
         original = language_spec.get
         patched = dataclasses.replace(zh, judge_prompts_url=prompt_server)
         monkeypatch.setattr(
@@ -232,7 +238,10 @@ def test_packaged_turkish_prompts_state_each_sentences_source(mt_bench_dir: Path
     data = Path(rubrics.__file__).resolve().parent.parent / "data" / "judge"
     assert sorted(p.name for p in data.glob("*.jsonl")) == ["judge_prompts_tr.jsonl"]
     turkish = turkish_prompts(mt_bench_dir)
-    for name, row in load_judge_prompts(data / "judge_prompts_tr.jsonl").items():
+    shipped = load_judge_prompts(data / "judge_prompts_tr.jsonl")
+    # Every single-answer prompt FastChat has (the pairwise ones are not used), in its order.
+    assert list(shipped) == [name for name in turkish if name.startswith("single-")]
+    for name, row in shipped.items():
         provenance = row.pop("provenance")
         assert row == turkish[name]
         # Every sentence's source is stated, the changed one as ours.
@@ -274,10 +283,20 @@ def test_fastchat_parser_is_fastchats(reply: str) -> None:
     assert got == (None if expected == -1 else float(expected))
 
 
-def test_fastchat_request_settings_and_reask() -> None:
+def test_fastchat_request_settings_and_reask(mt_bench_dir: Path) -> None:
     assert rubrics.request_defaults("fastchat") == {"temperature": 0.0, "max_tokens": 2048}
     assert rubrics.request_defaults("fastchat-guarded")["max_tokens"] == 2048
     assert set(rubrics.RUBRICS) == {"paper", "paper-guarded", "fastchat", "fastchat-guarded"}
+    # The scale FastChat's single-answer prompts state ("on a scale of 1 to 10").
+    single = [
+        row["system_prompt"] + row["prompt_template"]
+        for name, row in load_judge_prompts(mt_bench_dir / "en" / "judge_prompts.jsonl").items()
+        if name.startswith("single-")
+    ]
+    stated = {m for text in single for m in re.findall(r"scale of (\d+) to (\d+)", text)}
+    assert len(single) == 4 and stated == {("1", "10")}
+    scale = tuple(int(x) for x in stated.pop())
+    assert rubrics.SCALES["fastchat"] == rubrics.SCALES["fastchat-guarded"] == scale
     assert set(rubrics.SCALES) == set(rubrics.RUBRICS)
     assert "[[rating]]" in rubrics.reask_message("fastchat", "zh")
 
@@ -307,9 +326,9 @@ def test_paper_tr_is_marked_as_our_translation() -> None:
     system, user = build_messages("paper", item)
     assert "1 ile 5" in system["content"] and system["content"].endswith("Score: 0")
     assert user["content"] == "Human: Soru 1\nAI: Yanıt 1\n\nHuman: Soru 2\nAI: Yanıt 2\nScore:"
-    template = Path(rubrics.TEMPLATE_DIR / "paper_tr.j2").read_text(encoding="utf-8")
+    template = Path(TEMPLATE_DIR / "paper_tr.j2").read_text(encoding="utf-8")
     assert "langadapt's own translation" in template
-    assert "RECONSTRUCTED" in (rubrics.TEMPLATE_DIR / "paper_zh.j2").read_text(encoding="utf-8")
+    assert "RECONSTRUCTED" in (TEMPLATE_DIR / "paper_zh.j2").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize(
@@ -337,5 +356,5 @@ def test_paper_parsers_take_a_bare_score_only(rubric: str, reply: str, score) ->
     item = JudgeItem("zh", 1, 81, "writing", ("q", "q2"), ("an answer of some length",))
     got = parse(rubric, reply, item)
     assert got == score and (got is None or not math.isnan(got))
-    low, high = rubrics.SCALES[rubric]
-    assert got is None or low <= got <= high
+    # docs/mtbench.md: paper 0–5 (the prompt teaches 0), paper-guarded 1–5.
+    assert rubrics.SCALES[rubric] == {"paper": (0, 5), "paper-guarded": (1, 5)}[rubric]

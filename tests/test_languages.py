@@ -15,11 +15,10 @@ import yaml
 from conftest import lm_eval_bin, run_cli
 from judge_server import JudgeServer, prompt_of, verdict_for
 
-from langadapt_tasks import language_spec
 from langadapt_tasks.cli import main
-from langadapt_tasks.language_spec import LanguageSpecError, MultipleChoice, parse_spec
-from langadapt_tasks.mtbench_task import SYSTEM_PROMPTS
-from langadapt_tasks.mtbench_yamls import write_language
+from langadapt_tasks.generate.mtbench import write_language
+from langadapt_tasks.languages import spec as language_spec
+from langadapt_tasks.languages.spec import LanguageSpecError, MultipleChoice, parse_spec
 
 PIRATE_PROMPT = "Ahoy! Ye be a helpful pirate. Answer like a pirate, in under 50 words."
 PAPER = """\
@@ -105,16 +104,22 @@ def make_language(root: Path) -> Path:
 def test_shipped_languages_are_specs() -> None:
     specs = language_spec.builtin_specs()
     assert set(specs) == {"zh", "tr"}
-    assert SYSTEM_PROMPTS["zh"] == "你是一个乐于助人的助手,用中文回答问题,字数不超过300字"
+    assert specs["zh"].system_prompt == "你是一个乐于助人的助手,用中文回答问题,字数不超过300字"
     assert specs["zh"].fidelity == "han" and specs["zh"].multiple_choice == "cmmlu_langadapt"
     assert specs["zh"].mc_task == "cmmlu_langadapt" and specs["tr"].mc_task is None
-    assert specs["tr"].file is not None and specs["tr"].file.is_file()
+    shipped = Path(language_spec.__file__).resolve().parent.parent / "data"
+    assert specs["tr"].file == shipped / "mt_bench" / "tr" / "question.jsonl"
+    assert specs["tr"].file.is_file()  # a shipped file: missing is a packaging bug
     for spec in specs.values():
         assert set(spec.judge_templates) == {"paper", "paper-guarded", "fastchat-guarded"}
     # fastchat: MT-Bench-ZH's file from the data directory or its public source; ours for tr
-    assert specs["zh"].judge_prompts is None and specs["zh"].judge_prompts_url
+    assert specs["zh"].judge_prompts is None
+    assert specs["zh"].judge_prompts_url == (  # MT-Bench-ZH: GeneZC/MiniMA, mt_bench_zh/data
+        "https://raw.githubusercontent.com/GeneZC/MiniMA/main/mt_bench_zh/data/judge_prompts_zh.jsonl"
+    )
     assert specs["zh"].judge_prompts_local == "zh/judge_prompts_zh.jsonl"
-    assert specs["tr"].judge_prompts is not None and specs["tr"].judge_prompts.is_file()
+    assert specs["tr"].judge_prompts == shipped / "judge" / "judge_prompts_tr.jsonl"
+    assert specs["tr"].judge_prompts.is_file()
 
 
 def test_new_language_scaffold_has_todos_and_is_refused_until_filled(
@@ -213,7 +218,13 @@ def test_multiple_choice_task_name_generates_nothing(tmp_path: Path) -> None:
     spec.write_text(json.dumps(data), encoding="utf-8")
     assert parse_spec(spec).mc_task == "pirate_trivia"
     written = write_language(spec, tmp_path / "tasks")
-    assert written and not [p for p in written if p.name.startswith("mc_")]
+    # The MT-Bench tasks of the questions' categories, turn 1 and 2, and no mc_ task.
+    categories = {q["category"] for q in QUESTIONS}
+    expected = {"_mtbench_turn1_yaml", "_mtbench_turn2_yaml"}
+    for mt in ("", "_mt"):
+        expected |= {f"_mtbench_langadapt_pir{mt}.yaml"}
+        expected |= {f"mtbench_langadapt_pir{mt}_{c}.yaml" for c in categories}
+    assert sorted(p.name for p in written) == sorted(expected)
 
 
 @pytest.mark.parametrize(
@@ -267,6 +278,8 @@ def test_a_made_up_language_runs_through_lm_eval(smollm2_dir: Path, tmp_path: Pa
             "OPENAI_API_KEY": "sk-test",
             "OPENAI_BASE_URL": server.base_url,
             "LANGADAPT_JUDGE_CACHE": str(tmp_path / "cache.sqlite"),
+            "LANGADAPT_HOME": str(tmp_path / "home"),
+            "XDG_CACHE_HOME": str(tmp_path / "cache"),
             "HF_HUB_OFFLINE": "1",
             "HF_DATASETS_CACHE": str(tmp_path / "datasets"),
             "OMP_NUM_THREADS": "1",
@@ -285,17 +298,26 @@ def test_a_made_up_language_runs_through_lm_eval(smollm2_dir: Path, tmp_path: Pa
     results = json.loads(next(out.rglob("results_*.json")).read_text(encoding="utf-8"))
     for category in ("writing", "math"):
         entry = results["results"][f"mtbench_langadapt_pir_{category}"]
-        assert entry["judge_score,none"] == 3.0 and 0.0 <= entry["lang_fidelity,none"] <= 1.0
+        (logged,) = samples_of(out, f"mtbench_langadapt_pir_{category}")  # one question each
+        assert entry["judge_score,none"] == 3.0
+        assert entry["lang_fidelity,none"] == logged["lang_fidelity"]
     sample = json.loads(next(out.rglob("samples_mtbench_langadapt_pir_math_*.jsonl")).read_text())
     assert sample["arguments"]["gen_args_0"]["arg_0"].startswith(
         f"<|im_start|>system\n{PIRATE_PROMPT}"
     )
     # The pirates' multiple choice: the instruction, the two dev rows as shots, the right target.
-    entry = results["results"]["mc_langadapt_pir"]
-    assert 0.0 <= entry["acc,none"] <= 1.0 and 0.0 <= entry["acc_norm,none"] <= 1.0
-    lines = next(out.rglob("samples_mc_langadapt_pir_*.jsonl")).read_text(encoding="utf-8")
-    samples = sorted((json.loads(line) for line in lines.splitlines()), key=lambda s: s["doc_id"])
+    samples = sorted(samples_of(out, "mc_langadapt_pir"), key=lambda s: s["doc_id"])
     assert len(samples) == len(MC_TEST)
+    # acc: the mean over the test rows of "the highest logged log-likelihood is the target's";
+    # the choices are one letter each, so acc_norm is the same.
+    correct = []
+    for sample in samples:
+        loglikelihoods = [float(resp[0]) for resp in sample["filtered_resps"]]
+        best = loglikelihoods.index(max(loglikelihoods))
+        correct.append(float(best == int(sample["target"])))
+        assert (sample["acc"], sample["acc_norm"]) == (correct[-1], correct[-1])
+    entry = results["results"]["mc_langadapt_pir"]
+    assert entry["acc,none"] == entry["acc_norm,none"] == pytest.approx(sum(correct) / 3)
     # SmolLM2's chat template; lm_eval gives each dev row (the shots) a turn of its own.
     turn = "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n"
     system = f"<|im_start|>system\n{MC_DESCRIPTION}\n\n<|im_end|>\n"
@@ -314,9 +336,15 @@ def test_a_made_up_language_runs_through_lm_eval(smollm2_dir: Path, tmp_path: Pa
     assert (report / "mtbench_pir_radar.png").is_file()
 
 
+def samples_of(out: Path, task: str) -> list[dict]:
+    """lm-eval's logged samples of ``task`` under ``out``."""
+    (path,) = out.rglob(f"samples_{task}_*.jsonl")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
 def test_installed_package_carries_the_specs(tmp_path: Path) -> None:
     code = (
-        "from langadapt_tasks.language_spec import builtin_specs; "
+        "from langadapt_tasks.languages.spec import builtin_specs; "
         "s = builtin_specs(); print(sorted(s), s['tr'].file.is_file(), "
         "all(p.is_file() for x in s.values() for p in x.judge_templates.values()))"
     )
@@ -356,7 +384,7 @@ def test_bad_judge_templates_are_refused_when_the_spec_is_loaded(
 
 
 def test_templates_render_in_jinja_sandbox(tmp_path: Path) -> None:
-    from langadapt_tasks.judge.rubrics import load_template
+    from langadapt_tasks.languages.judge_templates import load_template
 
     (tmp_path / "t.j2").write_text("{{ cycler.__init__.__globals__.os.getcwd() }}")
     with pytest.raises(jinja2.exceptions.SecurityError):
@@ -400,7 +428,7 @@ def test_spec_named_in_a_file_is_loaded_only_if_the_user_named_it(
 def test_fidelity_off_is_accepted_as_documented(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from langadapt_tasks.fidelity import fidelity
+    from langadapt_tasks.mtbench.fidelity import fidelity
 
     monkeypatch.setenv("LANGADAPT_HOME", str(tmp_path / "home"))
     monkeypatch.setattr(language_spec, "_REGISTERED", {})
@@ -424,7 +452,7 @@ def test_new_language_refuses_codes_that_are_not_identifiers(
     monkeypatch.chdir(tmp_path / "work")
     assert main(["new-language", code, "--name", "X"]) == 2
     assert "2–8 lowercase letters/digits" in capsys.readouterr().err
-    assert {p.name for p in tmp_path.iterdir()} <= {"home", "work"}  # nothing beside it
+    assert [p.name for p in tmp_path.iterdir()] == ["work"]  # nothing beside it
     assert list((tmp_path / "work").iterdir()) == []
 
 
@@ -442,6 +470,8 @@ def test_new_language_writes_fastchat_prompts_with_the_language_clause(
         json.loads(x)["name"]: json.loads(x)
         for x in (mt_bench_dir / "zh" / "judge_prompts_zh.jsonl").read_text().splitlines()
     }
+    # Every single-answer prompt of MT-Bench-ZH's file (the pairwise ones are not used).
+    assert sorted(row["name"] for row in rows) == sorted(n for n in zh if n.startswith("single-"))
     for row in rows:
         for key in ("system_prompt", "prompt_template"):
             # MT-Bench-ZH's text with German for Chinese: exactly its change, for German.

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from langadapt_tasks.models import MARKER, STAGING_MARKER
+from langadapt_tasks.study.models import MARKER, STAGING_MARKER
 
 
 @pytest.fixture

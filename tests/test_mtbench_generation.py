@@ -30,9 +30,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import lm_eval_bin, run_cli
+from conftest import lm_eval_bin, run_cli, task_manager
 
-from langadapt_tasks import mtbench_data
+from langadapt_tasks.mtbench import data as mtbench_data
 from langadapt_tasks.paths import SOURCE_TASK_DIR
 
 TEMPERATURE_CONFIG = {  # FastChat common.py, verbatim
@@ -98,14 +98,13 @@ def _turn1_samples(folder: Path, mt_bench_dir: Path) -> Path:
 def test_lm_eval_task_objects_carry_fastchat_generation_kwargs(
     mt_bench_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lm_eval.tasks import TaskManager
 
     monkeypatch.setenv("LANGADAPT_HOME", str(tmp_path / "home"))
     turn1 = _turn1_samples(tmp_path / "turn1", mt_bench_dir)
     metadata = {"judge": "off", "mtbench_dir": str(mt_bench_dir), "mtbench_turn1": str(turn1)}
     groups = ["mtbench_langadapt_zh", "mtbench_langadapt_tr"]
     groups += [f"{g}_mt" for g in groups]
-    tasks = TaskManager(metadata=metadata).load(groups)["tasks"]
+    tasks = task_manager(**metadata).load(groups)["tasks"]
     assert len(tasks) == 4 * len(TEMPERATURE_CONFIG)
     for name, task in tasks.items():
         category = name.rsplit("_", 1)[1]
@@ -128,7 +127,7 @@ def test_a_language_of_your_own_gets_the_same_settings(
             path = out / f"mtbench_langadapt_pir{mt}_{category}.yaml"
             config = yaml.safe_load(path.read_text(encoding="utf-8"))
             assert config["generation_kwargs"] == fastchat_kwargs(category), path
-    manager = TaskManager(include_path=str(out), metadata={"judge": "off"})
+    manager = TaskManager(include_path=str(out), include_defaults=False, metadata={"judge": "off"})
     tasks = manager.load(["mtbench_langadapt_pir"])["tasks"]
     assert {n: t.config.generation_kwargs for n, t in tasks.items()} == {
         "mtbench_langadapt_pir_writing": fastchat_kwargs("writing"),

@@ -85,7 +85,8 @@ def test_verdicts_are_parsed_cached_and_not_asked_again(server, env) -> None:
     assert scores(first) == {it.id: float(1 + i % 5) for i, it in enumerate(batch)}
     assert len(server.requests) == 6
     body = server.requests[0]
-    assert body["temperature"] == 0 and body["model"] == s.model and body["max_tokens"] > 0
+    # The default rubric `paper`: temperature 0, max_tokens 16 (docs/mtbench.md's table).
+    assert (body["temperature"], body["max_tokens"], body["model"]) == (0, 16, s.model)
     assert server.headers[0]["authorization"] == f"Bearer {KEY}"
 
     second = judge_items(batch, s, progress=False)
@@ -379,11 +380,11 @@ def test_killed_judging_resumes_without_repeating_requests(server, env, tmp_path
 
 
 def test_first_aggregation_judges_every_task_at_once(server, env, monkeypatch) -> None:
-    from langadapt_tasks import mtbench_task
+    from langadapt_tasks.mtbench import hooks as mtbench_task
 
-    state = mtbench_task._RunState()
-    state.settings = settings_for(env, judge_output=None)
-    monkeypatch.setattr(mtbench_task, "STATE", state)
+    run = mtbench_task.JudgeRun()
+    run.start(settings_for(env, judge_output=None), "")
+    monkeypatch.setattr(mtbench_task, "RUN", run)
     docs = [
         {
             "question_id": 81 + i,
@@ -451,16 +452,24 @@ def test_retry_after_header_forms() -> None:
     s = JudgeSettings(backoff=0.01)
     assert backoff_delay(0, s, rate_limited({"retry-after": "7"})) == 7.0
     assert backoff_delay(0, s, rate_limited({"retry-after-ms": "1500"})) == 1.5
-    date = email.utils.formatdate(time.time() + 30, usegmt=True)
-    assert 25 <= backoff_delay(0, s, rate_limited({"retry-after": date})) <= 31
-    assert backoff_delay(0, s, rate_limited({})) <= 0.01
-    assert backoff_delay(0, s, rate_limited({"retry-after": "soon"})) <= 0.01
-    assert backoff_delay(20, JudgeSettings(backoff=1, max_backoff=60), rate_limited({})) <= 60
+    # A date 30 s ahead, written to the whole second (formatdate drops the fraction): the
+    # wait is what is left of those 30 s, read a moment later.
+    now = time.time()
+    date = email.utils.formatdate(now + 30, usegmt=True)
+    left = email.utils.parsedate_to_datetime(date).timestamp() - now  # in (29, 30]
+    waited = backoff_delay(0, s, rate_limited({"retry-after": date}))
+    assert left - 1 <= waited <= left
+    # No usable Retry-After: the backoff (0.01 s) with up to 50 % jitter, as documented.
+    assert 0.005 <= backoff_delay(0, s, rate_limited({})) <= 0.01
+    assert 0.005 <= backoff_delay(0, s, rate_limited({"retry-after": "soon"})) <= 0.01
+    capped = JudgeSettings(backoff=1, max_backoff=60)
+    assert 30 <= backoff_delay(20, capped, rate_limited({})) <= 60  # 2**20 s, capped at 60
+    assert backoff_delay(0, capped, rate_limited({"retry-after": "120"})) == 60.0
 
 
 def test_hub_fallback_failure_says_how_to_use_a_local_copy(tmp_path) -> None:
     code = (
-        "from langadapt_tasks import mtbench_data as m\n"
+        "from langadapt_tasks.mtbench import data as m\n"
         "try:\n    m.load_questions(None, 'zh')\n"
         "except m.MTBenchDataError as e:\n    print(e)\n"
     )
@@ -689,7 +698,7 @@ def fastchat_prompts(mt_bench_dir: Path) -> dict[str, dict]:
 
 
 def zh_question(mt_bench_dir: Path, category: str) -> dict:
-    from langadapt_tasks import mtbench_data
+    from langadapt_tasks.mtbench import data as mtbench_data
 
     return next(
         q for q in mtbench_data.load_questions(mt_bench_dir, "zh") if q["category"] == category
@@ -786,7 +795,8 @@ def test_print_one_captured_request_per_rubric_zh_turn1(
         before = len(server.requests)
         verdicts = judge_items([item], settings_for(env, judge_rubric=rubric), progress=False)
         (body,) = server.requests[before:]
-        assert verdicts[item.id].score is not None
+        # The server's verdict: "4" for the paper rubrics, "Rating: [[7]]" for FastChat's.
+        assert verdicts[item.id].score == (4.0 if rubric.startswith("paper") else 7.0)
         assert judged_answer(body) == "这是模型的回答。"
         print(f"\n=== rubric {rubric} (zh, turn 1) ===")
         print(json.dumps(body, ensure_ascii=False, indent=1))
@@ -819,5 +829,5 @@ def test_read_verdict_rows_last_judged_wins_and_coverage_counts(tmp_path) -> Non
     # 81, 82 scored; 111's verdict is for other answer text; 112 has none.
     assert (cov.answers, cov.scored, cov.unscored, cov.missing, cov.complete) == (4, 2, 0, 2, False)
     older.write_text('{"id": "x"}\nnot json\n')
-    with pytest.raises(ValueError, match=rf"{older.name}:2: not a JSON verdict row"):
+    with pytest.raises(ValueError, match=rf"{older.name}, line 2: not JSON"):
         read_verdict_rows([older])

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import subprocess
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 from conftest import lm_eval_bin, run_cli
 from judge_server import JudgeServer, Reply, prompt_of, verdict_for
 
-from langadapt_tasks import mtbench_data
+from langadapt_tasks.mtbench import data as mtbench_data
 
 pytestmark = pytest.mark.slow
 
@@ -78,6 +79,13 @@ def samples(root: Path, task: str) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
+def han_share(text: str) -> float:
+    """Han characters among the letters (unicodedata's names and categories)."""
+    letters = [ch for ch in text if unicodedata.category(ch).startswith("L")]
+    han = [ch for ch in letters if unicodedata.name(ch, "").startswith("CJK ")]
+    return len(han) / len(letters) if letters else 0.0
+
+
 def first_question(mt_bench_dir: Path, lang: str, category: str) -> dict:
     root = mt_bench_dir if lang == "zh" else None
     return next(q for q in mtbench_data.load_questions(root, lang) if q["category"] == category)
@@ -112,6 +120,9 @@ def turn1(
         OPENAI_BASE_URL=server.base_url,
         LANGADAPT_MTBENCH_DIR=str(mt_bench_dir),
         LANGADAPT_JUDGE_CACHE=str(root / "cache.sqlite"),
+        # A module fixture runs before the per-test home is set: its own, never ~/.cache.
+        LANGADAPT_HOME=str(root / "home"),
+        XDG_CACHE_HOME=str(root / "cache"),
     )
     out = root / "out"
     proc = lm_eval(
@@ -137,17 +148,26 @@ def test_turn1_scores_per_category_with_unscored_and_fidelity(turn1) -> None:
         assert name in proc.stdout, name
     results = json.loads(newest(out, "results_*.json").read_text(encoding="utf-8"))["results"]
     for lang in ("zh", "tr"):
+        logged = []
         for cat in mtbench_data.CATEGORIES:
             entry = results[f"mtbench_langadapt_{lang}_{cat}"]
-            assert 0.0 <= entry["lang_fidelity,none"] <= 1.0
+            (sample,) = samples(out, f"mtbench_langadapt_{lang}_{cat}")
+            logged.append(sample["lang_fidelity"])
+            # The category's value is its one answer's, as lm-eval logged it...
+            assert entry["lang_fidelity,none"] == sample["lang_fidelity"]
+            answer = sample["filtered_resps"][0]
+            if lang == "zh" and "`" not in answer:  # ...which for Chinese is the Han share
+                assert sample["lang_fidelity"] == pytest.approx(han_share(answer))
             if (lang, cat) == ("zh", "coding"):
                 assert entry["judge_unscored,none"] == 1
                 assert math.isnan(entry["judge_score,none"])  # unscored is not a 0
             else:
                 assert entry["judge_unscored,none"] == 0
                 assert entry["judge_score,none"] == 4.0
+        # The group: size-weighted mean of its eight one-answer categories.
+        group = results[f"mtbench_langadapt_{lang}"]
+        assert group["lang_fidelity,none"] == pytest.approx(sum(logged) / len(logged))
     assert results["mtbench_langadapt_tr"]["judge_score,none"] == 4.0
-    assert "lang_fidelity,none" in results["mtbench_langadapt_zh"]
     # 16 answers; the coding one was asked 1 + 2 re-asks times.
     assert len(turn1["requests"]) == 16 + 2
 
@@ -273,8 +293,9 @@ def test_judge_off_plain_text_records_fidelity_only(
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(newest(tmp_path, "results_*.json").read_text(encoding="utf-8"))
     entry = results["results"]["mtbench_langadapt_tr_writing"]
-    assert "lang_fidelity,none" in entry and "judge_score,none" not in entry
     sample = samples(tmp_path, "mtbench_langadapt_tr_writing")[0]
+    assert entry["lang_fidelity,none"] == sample["lang_fidelity"]  # the one answer's value
+    assert "judge_score,none" not in entry
     # No chat template: the system prompt is plain text before the question.
     assert sample["arguments"]["gen_args_0"]["arg_0"] == (
         f"{TR_SYSTEM}\n\n{sample['doc']['turns'][0]}"

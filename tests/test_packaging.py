@@ -8,8 +8,8 @@ from pathlib import Path
 
 from conftest import lm_eval_bin, run_cli
 
-from langadapt_tasks.models import MARKER
 from langadapt_tasks.paths import installed_task_dir
+from langadapt_tasks.study.models import MARKER
 
 
 def test_lm_eval_lists_the_tasks_without_include_path() -> None:
@@ -87,7 +87,7 @@ def test_embedded_model_is_reused(smollm2_dir: Path) -> None:
 
 
 def test_missing_model_package_says_how_to_install(monkeypatch, capsys) -> None:
-    from langadapt_tasks import models
+    from langadapt_tasks.study import models
 
     spec = models.EmbeddedModel("X", "no-such-dist-langadapt", "1.0", "x.gguf")
     monkeypatch.setitem(models.EMBEDDED, "smollm2", spec)

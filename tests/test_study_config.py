@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from langadapt_tasks.study import _lm_eval, environment, eval_runs
-from langadapt_tasks.study_config import ModelSpec, StudyConfigError, load
+from langadapt_tasks.study.config import ModelSpec, StudyConfigError, load
+from langadapt_tasks.study.run import _lm_eval, environment, eval_runs
 
 
 @pytest.fixture(autouse=True)

@@ -133,8 +133,99 @@ def test_config_paths_expand_variables_and_unset_ones_are_errors(
     cfg_file = write_yaml(tmp_path / "c.yaml", {"model": "${LANGADAPT_TEST_MODEL}", "output": "o"})
     assert config.load(cfg_file).model == "/models/base"
     monkeypatch.delenv("LANGADAPT_TEST_MODEL")
-    with pytest.raises(config.ConfigError, match="'model'"):
+    # As in a study config: the file, the key, the variable, and what to do.
+    with pytest.raises(config.ConfigError) as err:
         config.load(cfg_file)
+    assert str(err.value).startswith(
+        f"{cfg_file}: model: ${{LANGADAPT_TEST_MODEL}} is not set in the environment; "
+        "set it or write ${LANGADAPT_TEST_MODEL:-default}"
+    )
+    # The same for a key that is not a path.
+    bad = write_yaml(
+        tmp_path / "sp.yaml", {"model": "m", "output": "o", "system_prompt": "${LANGADAPT_NO_VAR}"}
+    )
+    with pytest.raises(
+        config.ConfigError, match=r"sp\.yaml: system_prompt: \$\{LANGADAPT_NO_VAR\}"
+    ):
+        config.load(bad)
+
+
+def test_config_variables_with_a_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LANGADAPT_T_RANK", raising=False)
+    monkeypatch.delenv("LANGADAPT_T_PROMPT", raising=False)
+    monkeypatch.delenv("LANGADAPT_T_PACKING", raising=False)
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text(
+        "model: m\n"
+        "output: /runs/x\n"
+        "lora_r: ${LANGADAPT_T_RANK:-8}\n"
+        "packing: ${LANGADAPT_T_PACKING:-true}\n"
+        'system_prompt: "${LANGADAPT_T_PROMPT:-Sen yardımsever bir asistansın.}"\n',
+        "utf-8",
+    )
+    cfg = config.load(cfg_file)
+    assert (cfg.lora_r, cfg.packing) == (8, True)
+    assert cfg.system_prompt == "Sen yardımsever bir asistansın."
+    monkeypatch.setenv("LANGADAPT_T_RANK", "32")
+    monkeypatch.setenv("LANGADAPT_T_PROMPT", "Be brief.")
+    cfg = config.load(cfg_file)
+    assert (cfg.lora_r, cfg.system_prompt) == (32, "Be brief.")
+    # The resolved config is saved as plain YAML and reloads to the same object.
+    out = tmp_path / "saved"
+    out.mkdir()
+    assert config.load(cfg.save(out)) == cfg
+
+
+def test_config_paths_are_relative_to_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "configs"
+    (folder / "m").mkdir(parents=True)
+    (folder / "local-model").mkdir()
+    (folder / "chat.jinja").write_text("{{ messages }}", "utf-8")
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the working directory plays no part
+    monkeypatch.setenv("LANGADAPT_T_DIR", "shared")
+    cfg_file = write_yaml(
+        folder / "c.yaml",
+        {
+            "model": "./m",
+            "output": "runs/x",
+            "data": "zh-mix",
+            "tokenizer": "../tok",
+            "chat_template": "chat.jinja",
+            "cmmlu_dir": "${LANGADAPT_T_DIR}/cmmlu",
+            "mt_bench_dir": "~/mt_bench",
+        },
+    )
+    cfg = config.load(cfg_file)
+    assert cfg.model == str(tmp_path.resolve() / "configs" / "m")
+    assert cfg.output == str(tmp_path.resolve() / "configs" / "runs" / "x")
+    assert cfg.data == "zh-mix"  # a shipped mix's name
+    assert cfg.tokenizer == str(tmp_path.resolve() / "tok")  # written as a path
+    assert cfg.chat_template == str(tmp_path.resolve() / "configs" / "chat.jinja")  # exists
+    # A variable's value is taken as given: relative to the working directory.
+    assert cfg.cmmlu_dir == str(tmp_path.resolve() / "cwd" / "shared" / "cmmlu")
+    assert cfg.mt_bench_dir == str(Path.home() / "mt_bench")
+    names = write_yaml(
+        folder / "names.yaml",
+        {
+            "model": "HuggingFaceTB/SmolLM2-135M-Instruct",
+            "output": "o",
+            "data": "aya-tur",
+            "chat_template": "llama3",
+        },
+    )
+    cfg = config.load(names)
+    assert (cfg.model, cfg.data, cfg.chat_template) == (
+        "HuggingFaceTB/SmolLM2-135M-Instruct",  # a Hub id
+        "aya-tur",  # a named source
+        "llama3",  # a shipped template
+    )
+    # A bare name that is a folder next to the config file is that folder.
+    cfg = config.load(write_yaml(folder / "local.yaml", {"model": "local-model", "output": "o"}))
+    assert cfg.model == str(tmp_path.resolve() / "configs" / "local-model")
 
 
 def test_example_configs_load(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -151,6 +242,10 @@ def test_example_configs_load(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATA_DIR", "data")
     demo = config.load(repo / "configs" / "smollm2-zh-demo.yaml")
     assert demo.model == "/m" and demo.data == "data/sft/alpaca_zh_demo.json"
+    # The shipped configs write ../ paths: relative to configs/, i.e. in the repository.
+    assert cfg.output == str(repo / "adapters" / "llama3-zh-r16a48")
+    assert demo.output == str(repo / "out" / "smollm2-zh-demo")
+    assert demo.cmmlu_dir == str(Path.cwd().resolve() / "data" / "cmmlu")  # $DATA_DIR: the cwd
 
 
 def test_output_with_a_run_in_it_needs_resume(tmp_path: Path) -> None:
@@ -425,3 +520,28 @@ def test_installed_versions_have_the_features_the_trainer_relies_on(tmp_path: Pa
     sft = sft_config(cfg, tmp_path)
     assert isinstance(sft, SFTConfig) and sft.packing_strategy == "bfd"
     assert sft.get_warmup_steps(1000) == 30  # warmup_ratio 0.03 of the default config
+
+
+def test_a_mix_file_next_to_the_config_follows_the_same_rule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from langadapt_train.data import mix
+
+    monkeypatch.delenv("LANGADAPT_T_ROWS", raising=False)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "mix.yaml").write_text(
+        "name: mine\nsources:\n  - path: ${LANGADAPT_T_ROWS:-rows.jsonl}\n", "utf-8"
+    )
+    cfg = config.load(
+        write_yaml(tmp_path / "c.yaml", {"model": "m", "output": "o", "data": "data/mix.yaml"})
+    )
+    assert cfg.data == str(tmp_path.resolve() / "data" / "mix.yaml")
+    spec = mix.resolve(cfg.data)
+    assert spec.sources[0].path == tmp_path.resolve() / "data" / "rows.jsonl"  # next to the mix
+    (tmp_path / "data" / "mix.yaml").write_text(
+        "name: mine\nsources:\n  - path: ${LANGADAPT_T_ROWS}\n", "utf-8"
+    )
+    with pytest.raises(
+        mix.MixError, match=r"mix\.yaml: sources\[0\]\.path: \$\{LANGADAPT_T_ROWS\}"
+    ):
+        mix.resolve(cfg.data)

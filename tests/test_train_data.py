@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
+import re
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -320,7 +323,9 @@ def eval_index(cmmlu_dir: Path, mt_bench_dir: Path) -> Index:
 def test_decontamination_drops_a_planted_cmmlu_question(
     tmp_path: Path, cmmlu_dir: Path, eval_index: Index
 ) -> None:
-    from langadapt_tasks.cmmlu import read_csv
+    import pandas as pd
+
+    from langadapt_tasks.cmmlu.data import read_csv
 
     question = read_csv(cmmlu_dir / "test" / "agronomy.csv")[5]["Question"]
     # Planted with different punctuation / spacing: normalisation must still catch it.
@@ -341,15 +346,74 @@ def test_decontamination_drops_a_planted_cmmlu_question(
     assert built.sources[0].contaminated == 2
     hits = sorted(d["eval_item"] for d in built.dropped)
     assert hits[0].startswith("cmmlu:agronomy/test#5") and hits[1].startswith("mt_bench:zh#")
-    assert eval_index.sources["cmmlu"] > 11_000 and eval_index.sources["mt_bench:en"] == 160
+    # One item per CMMLU row (dev and test, as pandas reads them) and per MT-Bench turn.
+    assert eval_index.sources == {
+        "cmmlu": sum(len(pd.read_csv(p, index_col=0)) for p in cmmlu_dir.glob("*/*.csv")),
+        **{f"mt_bench:{lang}": mtbench_turns(path) for lang, path in question_files(cmmlu_dir)},
+    }
 
 
-def test_decontamination_keeps_unrelated_rows(sft_dir: Path, eval_index: Index) -> None:
-    rows = json.loads((sft_dir / "alpaca_zh_demo.json").read_text("utf-8"))[:200]
-    kept = [
-        r for r in rows if not eval_index.match(f"{r['instruction']}\n{r['input']}\n{r['output']}")
+def mtbench_turns(path: Path) -> int:
+    rows = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+    return sum(len(r["turns"]) for r in rows)
+
+
+def question_files(cmmlu_dir: Path) -> list[tuple[str, Path]]:
+    """MT-Bench's question files: the data directory's en and zh, the shipped tr."""
+    from langadapt_tasks.mtbench.data import PACKAGE_DIR
+
+    mt_bench = cmmlu_dir.parent / "mt_bench"
+    return [(lang, mt_bench / lang / "question.jsonl") for lang in ("en", "zh")] + [
+        ("tr", PACKAGE_DIR / "tr" / "question.jsonl")
     ]
-    assert len(kept) >= 195  # generic instructions rarely share a 13-gram with the tests
+
+
+def _spec_tokens(text: str) -> tuple[str, ...]:
+    """The documented tokens (decontam.py's docstring), written out here: NFKC, case-folded,
+    punctuation/symbols/separators/controls as spaces; one token per CJK, kana or Hangul
+    character, else one per run of the other characters."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = "".join(" " if unicodedata.category(ch)[0] in "PSZC" else ch for ch in text)
+    cjk = (  # CJK radicals and punctuation, kana, bopomofo, ideographs, Hangul, compatibility
+        r"\u2e80-\u2fdf\u3040-\u30ff\u3100-\u312f\u3400-\u4dbf\u4e00-\u9fff"
+        r"\uac00-\ud7af\uf900-\ufaff"
+    )
+    return tuple(re.findall(rf"[{cjk}]|[^\s{cjk}]+", text))
+
+
+def test_decontamination_keeps_unrelated_rows(
+    sft_dir: Path, cmmlu_dir: Path, eval_index: Index
+) -> None:
+    rows = json.loads((sft_dir / "alpaca_zh_demo.json").read_text("utf-8"))[:200]
+    texts = [f"{r['instruction']}\n{r['input']}\n{r['output']}" for r in rows]
+    kept = [r for r, text in zip(rows, texts, strict=True) if not eval_index.match(text)]
+    # Expected, straight from the data files: a row is dropped when it shares 13 tokens in a
+    # row with a CMMLU question and its options, or an MT-Bench turn (a shorter one whole).
+    evals = [
+        " ".join(row[c] for c in ("Question", "A", "B", "C", "D"))
+        for path in cmmlu_dir.glob("*/*.csv")
+        for row in csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"), newline=""))
+    ]
+    for _, path in question_files(cmmlu_dir):
+        for line in path.read_text("utf-8").splitlines():
+            evals += json.loads(line)["turns"] if line.strip() else []
+    row_tokens = [_spec_tokens(text) for text in texts]
+    grams = {t[i : i + 13] for t in row_tokens for i in range(len(t) - 12)}
+    joined = ["\x1f" + "\x1f".join(t) + "\x1f" for t in row_tokens]
+    hit_grams, short = set(), []
+    for text in evals:
+        toks = _spec_tokens(text)
+        if len(toks) < 13:
+            short.append("\x1f" + "\x1f".join(toks) + "\x1f")
+        hit_grams |= {toks[i : i + 13] for i in range(len(toks) - 12)} & grams
+    dropped = [
+        i
+        for i, (toks, text) in enumerate(zip(row_tokens, joined, strict=True))
+        if any(toks[j : j + 13] in hit_grams for j in range(len(toks) - 12))
+        or any(s in text for s in short if s != "\x1f\x1f")
+    ]
+    assert [r for i, r in enumerate(rows) if i not in dropped] == kept
+    assert len(dropped) == 1  # a longest-common-substring algorithm: MT-Bench's question 124
 
 
 def test_missing_eval_sets_are_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -360,11 +424,11 @@ def test_missing_eval_sets_are_an_error(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_ngram_index_long_and_short_items() -> None:
-    from langadapt_train.decontam import EvalItem
+    from langadapt_tasks.eval_questions import EvalQuestion
 
     index = Index(5)
-    index.add(EvalItem("cmmlu:x/test#0", "The quick brown fox jumps over the lazy dog"))
-    index.add(EvalItem("mt_bench:zh#1.1", "写诗"))  # shorter than n: must appear whole
+    index.add(EvalQuestion("cmmlu:x/test#0", "The quick brown fox jumps over the lazy dog"))
+    index.add(EvalQuestion("mt_bench:zh#1.1", "写诗"))  # shorter than n: must appear whole
     assert index.match("he said: the QUICK brown fox, jumps!")[0] == "cmmlu:x/test#0"
     assert index.match("quick brown fox jumped") is None  # only 3 of the 5 tokens in a row
     assert index.match("请你写诗一首")[0] == "mt_bench:zh#1.1"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, lm_eval_bin, run_cli
+from conftest import REPO, run_cli, task_manager
 from test_train_data import schema_fixtures
 
 pytestmark = pytest.mark.slow
@@ -162,47 +162,31 @@ def test_saved_tokenizer_reproduces_training_tokens(sft_adapter: Path) -> None:
         assert len(ids) == len(item["input_ids"]) or item["truncated"]
 
 
-def _lm_eval(model_args: str, out: Path, cmmlu_dir: Path) -> list[dict]:
-    proc = run_cli(
-        [
-            lm_eval_bin(),
-            "--model",
-            "hf",
-            "--model_args",
-            model_args,
-            "--tasks",
-            "cmmlu_langadapt_agronomy",
-            "--limit",
-            "2",
-            "--num_fewshot",
-            "0",
-            "--apply_chat_template",
-            "--batch_size",
-            "1",
-            "--device",
-            "cpu",
-            "--log_samples",
-            "--output_path",
-            str(out),
-        ],
-        env=env(LANGADAPT_CMMLU_DIR=str(cmmlu_dir)),
+def _lm_eval(model_args: str, cmmlu_dir: Path) -> list[dict]:
+    """lm-eval's Python API, as ``lm_eval --model hf --model_args ARGS`` runs it."""
+    import lm_eval
+
+    out = lm_eval.simple_evaluate(
+        model="hf",
+        model_args=model_args,
+        tasks=["cmmlu_langadapt_agronomy"],
+        limit=2,
+        num_fewshot=0,
+        apply_chat_template=True,
+        batch_size=1,
+        device="cpu",
+        log_samples=True,
+        task_manager=task_manager(model_args, cmmlu_dir=str(cmmlu_dir)),
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    files = sorted(out.rglob("samples_cmmlu_langadapt_agronomy_*.jsonl"))
-    assert files, list(out.rglob("*"))
-    return [json.loads(line) for line in files[-1].read_text().splitlines()]
+    return sorted(out["samples"]["cmmlu_langadapt_agronomy"], key=lambda s: s["doc_id"])
 
 
 def test_lm_eval_loads_the_adapter_and_it_changes_loglikelihoods(
-    sft_adapter: Path, smollm2_dir: Path, cmmlu_dir: Path, tmp_path: Path
+    sft_adapter: Path, smollm2_dir: Path, cmmlu_dir: Path
 ) -> None:
-    base = _lm_eval(
-        f"pretrained={smollm2_dir},tokenizer={sft_adapter}", tmp_path / "base", cmmlu_dir
-    )
+    base = _lm_eval(f"pretrained={smollm2_dir},tokenizer={sft_adapter}", cmmlu_dir)
     tuned = _lm_eval(
-        f"pretrained={smollm2_dir},peft={sft_adapter},tokenizer={sft_adapter}",
-        tmp_path / "peft",
-        cmmlu_dir,
+        f"pretrained={smollm2_dir},peft={sft_adapter},tokenizer={sft_adapter}", cmmlu_dir
     )
     assert len(base) == len(tuned) == 2
 
@@ -212,7 +196,7 @@ def test_lm_eval_loads_the_adapter_and_it_changes_loglikelihoods(
     assert len(lls(base)) == 8
     assert max(abs(a - b) for a, b in zip(lls(base), lls(tuned), strict=True)) > 1e-3
     # The prompt was rendered by the adapter's chat template (SmolLM2's ChatML).
-    context = tuned[0]["arguments"]["gen_args_0"]["arg_0"]
+    context = tuned[0]["arguments"][0][0]  # (context, continuation) of the first choice
     assert context.startswith("<|im_start|>") and context.endswith("<|im_start|>assistant\n")
 
 
@@ -249,6 +233,7 @@ def test_sweep_on_fixture_files_in_every_schema(smollm2_dir: Path, tmp_path: Pat
                 "packing": True,
                 "logging_steps": 1,
                 "learning_rate": 5e-4,  # an explicit value beats the presets' 1.6e-5
+                "method": "lora",  # QLoRA runs in sft_adapter; presets and schemas here
             }
         )
     )
@@ -311,35 +296,41 @@ def test_kill_and_resume_matches_an_uninterrupted_run(
             "--no-decontaminate",
             "--lora-dropout",
             "0.1",
+            "--method",
+            "lora",  # resuming is the same for every method; QLoRA runs in sft_adapter
             *extra,
         )
 
-    whole = tmp_path / "whole"
-    proc = run_cli(args(whole), env=env(), cwd=REPO)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-
-    killed = tmp_path / "killed"
-    with (tmp_path / "killed.log").open("w") as log:
-        child = subprocess.Popen(
-            args(killed), env=env(), cwd=REPO, stdout=log, stderr=subprocess.STDOUT
+    # The uninterrupted run and the one to kill run side by side, one thread each (so
+    # both compute in the same order and the runs match to the last bit).
+    one = env(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    with (tmp_path / "whole.log").open("w") as whole_log:
+        uninterrupted = subprocess.Popen(
+            args(whole), env=one, cwd=REPO, stdout=whole_log, stderr=subprocess.STDOUT
         )
-        deadline = time.time() + 600
-        while not (killed / "checkpoints" / "checkpoint-1" / "trainer_state.json").exists():
-            assert child.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
-            assert time.time() < deadline
-            time.sleep(0.2)
-        child.send_signal(signal.SIGKILL)
-        child.wait()
+        with (tmp_path / "killed.log").open("w") as log:
+            child = subprocess.Popen(
+                args(killed), env=one, cwd=REPO, stdout=log, stderr=subprocess.STDOUT
+            )
+            deadline = time.time() + 600
+            while not (killed / "checkpoints" / "checkpoint-1" / "trainer_state.json").exists():
+                assert child.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
+                assert time.time() < deadline
+                time.sleep(0.2)
+            child.send_signal(signal.SIGKILL)
+            child.wait()
+        assert uninterrupted.wait(timeout=600) == 0, (tmp_path / "whole.log").read_text()[-3000:]
     assert child.returncode == -signal.SIGKILL
     assert not (killed / "training_complete.json").exists()
 
     # A resume with other settings is refused, naming them, and changes nothing.
     saved = (killed / "langadapt_train.yaml").read_text()
-    refused = run_cli(args(killed, "--resume", "--seed", "7"), env=env(), cwd=REPO)
+    refused = run_cli(args(killed, "--resume", "--seed", "7"), env=one, cwd=REPO)
     assert refused.returncode == 2 and "seed: 42 -> 7" in refused.stderr
     assert (killed / "langadapt_train.yaml").read_text() == saved
 
-    resumed = run_cli(args(killed, "--resume"), env=env(), cwd=REPO)
+    resumed = run_cli(args(killed, "--resume"), env=one, cwd=REPO)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 
     done = json.loads((killed / "training_complete.json").read_text())

@@ -158,7 +158,7 @@ def base_copy(smollm2_dir: Path, tmp_path: Path) -> Path:
     return out
 
 
-def test_base_model_without_template_needs_one(base_copy: Path) -> None:
+def test_base_model_without_template_needs_one(base_copy: Path, tmp_path: Path) -> None:
     from transformers import AutoTokenizer
 
     from langadapt_train.config import build
@@ -166,9 +166,12 @@ def test_base_model_without_template_needs_one(base_copy: Path) -> None:
 
     assert not AutoTokenizer.from_pretrained(base_copy).chat_template
     with pytest.raises(templates.TemplateError, match="--chat-template"):
-        load_tokenizer(build(None, {"model": str(base_copy), "output": "o"}))
+        load_tokenizer(build(None, {"model": str(base_copy), "output": str(tmp_path / "o")}))
     tok, chosen = load_tokenizer(
-        build(None, {"model": str(base_copy), "output": "o", "chat_template": "mistral"})
+        build(
+            None,
+            {"model": str(base_copy), "output": str(tmp_path / "o"), "chat_template": "mistral"},
+        )
     )
     assert chosen.name == "mistral" and tok.chat_template == templates.builtin_text("mistral")
 
@@ -208,7 +211,22 @@ def test_rows_too_long_for_max_length_are_counted(smollm2_dir: Path, tmp_path: P
     tok, chosen = load_tokenizer(cfg)
     encoded, manifest, records = prepare_data(cfg, tok, chosen)
     assert not any(out.iterdir())  # nothing is written while the data are being checked
-    assert len(encoded) == 2 and all(len(r["input_ids"]) <= 48 for r in encoded)
+    # The two kept rows as transformers encodes them with the model's own chat template (we
+    # add no system message: system_prompt ''), the long answer cut at max_length.
+    from transformers import AutoTokenizer
+
+    reference = AutoTokenizer.from_pretrained(smollm2_dir)
+
+    def chat_ids(row: dict[str, str]) -> list[int]:
+        conversation = [
+            {"role": "user", "content": row["instruction"]},
+            {"role": "assistant", "content": row["output"]},
+        ]
+        return list(reference.apply_chat_template(conversation, tokenize=True)["input_ids"])
+
+    expected = [chat_ids(rows[1])[:48], chat_ids(rows[2])]
+    assert len(chat_ids(rows[1])) > 48 and len(expected[1]) < 48
+    assert sorted(r["input_ids"] for r in encoded) == sorted(expected)
     assert manifest["tokenized"]["skipped"] == {"no assistant token within max_length=48": 1}
     assert manifest["tokenized"]["truncated"] == 1
     write_records(out, manifest, records)

@@ -15,9 +15,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import fmean
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import openai
 from tqdm.auto import tqdm
 
 from langadapt_tasks.judge.cache import VerdictCache, cache_key
@@ -30,6 +29,9 @@ from langadapt_tasks.judge.client import (
 from langadapt_tasks.judge.rubrics import JudgeItem, build_messages, parse, reask_message
 from langadapt_tasks.judge.settings import JudgeSettings
 from langadapt_tasks.judge.verdicts import now, write_rows
+
+if TYPE_CHECKING:
+    import openai
 
 log = logging.getLogger(__name__)
 

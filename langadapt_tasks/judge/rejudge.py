@@ -16,18 +16,17 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any
 
-from langadapt_tasks.fidelity import fidelity
 from langadapt_tasks.judge.engine import judge_items, summarize, verdict_rows, write_jsonl
 from langadapt_tasks.judge.rubrics import JudgeItem
 from langadapt_tasks.judge.settings import JudgeSettings, require_configured
 from langadapt_tasks.judge.verdicts import (
     SAMPLES_GLOB,
-    group_name,
     model_identity,
     samples_items,
 )
-from langadapt_tasks.language_spec import LanguageSpecError, register
-from langadapt_tasks.mtbench_data import CATEGORIES, read_jsonl
+from langadapt_tasks.languages.spec import LanguageSpecError, register
+from langadapt_tasks.mtbench.data import CATEGORIES, group_name, read_jsonl
+from langadapt_tasks.mtbench.fidelity import fidelity
 
 
 def samples_files(paths: Iterable[Path]) -> list[Path]:
@@ -80,10 +79,6 @@ def load_items(files: Sequence[Path]) -> list[tuple[JudgeItem, Path]]:
 
 def _group(item: JudgeItem) -> str:
     return group_name(item.lang, item.turn)
-
-
-def _model_group(item: JudgeItem) -> str:
-    return f"{item.model} · {_group(item)}" if item.model else _group(item)
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:

@@ -23,7 +23,7 @@ rendered in jinja2's sandbox from ``turn`` (1 or 2), ``questions``, ``answers``
 (empty unless the rubric uses references) and ``category``. The template's output
 is the user message; an optional ``system()`` macro is the system message, and a
 ``reask()`` macro is the follow-up sent when a reply cannot be parsed. Templates
-are checked when a spec is loaded (``check_template``).
+are checked when a spec is loaded (``languages.judge_templates.check_template``).
 
 Each answer of a guarded rubric is fenced by ``<<<TAG>>>`` / ``<<<END-TAG>>>``
 where TAG is derived from a hash of the answer itself, so an answer cannot
@@ -33,21 +33,29 @@ contain its own closing marker.
 from __future__ import annotations
 
 import ast
-import functools
 import hashlib
-import json
 import os
 import re
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates" / "judge"
+from langadapt_tasks.languages import spec as language_spec
+from langadapt_tasks.languages.fastchat_prompts import read_fastchat_prompts
+from langadapt_tasks.languages.judge_templates import (
+    GUARDED,
+    answer_tag,
+    load_template,
+    reask_text,
+    render_messages,
+)
+from langadapt_tasks.mtbench.data import data_dir
+from langadapt_tasks.paths import home
+
 RUBRICS: tuple[str, ...] = ("paper", "paper-guarded", "fastchat", "fastchat-guarded")
-GUARDED = frozenset({"paper-guarded", "fastchat-guarded"})
 # The values ``parse`` can return. The study's prompt asks for 1–5 but its own
 # negative example is scored 0: a 0 is a verdict, counted as 0 (docs/mtbench.md).
 SCALES: dict[str, tuple[int, int]] = {
@@ -69,12 +77,6 @@ REFERENCE_CATEGORIES = frozenset({"math", "reasoning", "coding"})
 # FastChat's ``one_score_pattern`` and ``one_score_pattern_backup``, verbatim.
 FASTCHAT_SCORE = re.compile(r"\[\[(\d+\.?\d*)\]\]")
 FASTCHAT_SCORE_BACKUP = re.compile(r"\[(\d+\.?\d*)\]")
-FASTCHAT_PROMPTS = (
-    "single-v1",
-    "single-math-v1",
-    "single-v1-multi-turn",
-    "single-math-v1-multi-turn",
-)
 FASTCHAT_REASK = (
     'Your reply could not be parsed. End your reply with the rating in the format "[[rating]]", '
     'for example: "Rating: [[5]]".'
@@ -83,8 +85,6 @@ _DOUBLE = re.compile(r"\[\[\s*(\d+(?:\.\d+)?)\s*\]\]")
 _SINGLE = re.compile(r"\[\s*(\d+(?:\.\d+)?)\s*\]")
 # "4", or the score label of the prompt's own layout and the number ("Score: 4", "评分：4").
 _PAPER_REPLY = re.compile(r"(?:(?:Score|评分|Puan)\s*[:：]\s*)?(\d+)")
-# What a template may read (besides names it sets itself).
-VARIABLES = frozenset({"turn", "questions", "answers", "tags", "reference", "category"})
 
 
 @dataclass(frozen=True)
@@ -108,19 +108,6 @@ class JudgeItem:
         base = f"{self.lang}/turn{self.turn}/{self.question_id}"
         return f"{self.model}|{base}" if self.model else base
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> JudgeItem:
-        return cls(
-            lang=data["lang"],
-            turn=int(data["turn"]),
-            question_id=int(data["question_id"]),
-            category=data["category"],
-            questions=tuple(data["questions"]),
-            answers=tuple(data["answers"]),
-            reference=tuple(data.get("reference") or ()),
-            model=str(data.get("model") or ""),
-        )
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "lang": self.lang,
@@ -134,43 +121,16 @@ class JudgeItem:
         }
 
 
-def answer_tag(answer: str) -> str:
-    return "ANSWER-" + hashlib.sha256(answer.encode("utf-8")).hexdigest()[:16].upper()
-
-
-class TemplateCheckError(ValueError):
-    """A judge template that cannot be used (syntax, variables, macros, fence, unsafe)."""
-
-
-@functools.cache
-def _env(folder: Path) -> jinja2.Environment:
-    # Sandboxed: a template cannot reach Python internals (``cycler.__init__.__globals__``).
-    # The language's own folder first; then the shipped templates, so that a
-    # language's template can include the shared ones (``_fastchat.j2``).
-    return SandboxedEnvironment(
-        loader=jinja2.FileSystemLoader([folder, TEMPLATE_DIR]),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=False,
-        autoescape=False,  # plain-text prompts, not HTML
-    )
-
-
-def load_template(path: Path) -> jinja2.Template:
-    return _env(path.parent).get_template(path.name)
-
-
 def template(rubric: str, lang: str) -> jinja2.Template:
     """The template named for ``rubric`` in the language's spec."""
-    from langadapt_tasks.language_spec import LanguageSpecError, get
-
     try:
-        path = get(lang).judge_templates.get(rubric)
-    except LanguageSpecError as err:
+        path = language_spec.get(lang).judge_templates.get(rubric)
+    except language_spec.LanguageSpecError as err:
         raise ValueError(f"no judge template for rubric {rubric!r}: {err}") from None
     if path is None:
         raise ValueError(
             f"no judge template for rubric {rubric!r} and language {lang!r} in its spec "
-            f"({get(lang).path})"
+            f"({language_spec.get(lang).path})"
         )
     return load_template(path)
 
@@ -186,59 +146,14 @@ def _context(item: JudgeItem, rubric: str) -> dict[str, Any]:
     }
 
 
-def _render(tpl: jinja2.Template, context: dict[str, Any]) -> list[dict[str, str]]:
-    """System message (the ``system()`` macro, if any), then the user message."""
-    module = tpl.make_module(context)
-    messages = []
-    system = getattr(module, "system", None)
-    if callable(system):
-        messages.append({"role": "system", "content": str(system()).strip()})
-    messages.append({"role": "user", "content": str(module).strip()})
-    return messages
-
-
 # --- rubric "fastchat": FastChat's own prompt files -----------------------------------------
-
-
-@functools.cache
-def read_fastchat_prompts(path: Path) -> dict[str, dict[str, str]]:
-    """FastChat's ``load_judge_prompts``: name -> prompt, checked for what we use."""
-    prompts: dict[str, dict[str, str]] = {}
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: cannot read the judge prompts ({err})") from None
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            prompts[str(row["name"])] = row
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
-            raise ValueError(f"{path}, line {number}: not a judge prompt ({err!r})") from None
-    fields = {"question", "answer", "question_1", "question_2", "answer_1", "answer_2"}
-    refs = {"ref_answer_1": "", "ref_answer_2": ""}
-    for name in FASTCHAT_PROMPTS:
-        row = prompts.get(name)
-        if row is None:
-            raise ValueError(f"{path}: no judge prompt named {name!r} (FastChat's layout)")
-        if not all(isinstance(row.get(k), str) for k in ("system_prompt", "prompt_template")):
-            raise ValueError(f"{path}: {name}: system_prompt and prompt_template must be text")
-        try:
-            row["prompt_template"].format(**dict.fromkeys(fields, ""), **refs)
-        except (KeyError, IndexError, ValueError) as err:
-            raise ValueError(f"{path}: {name}: prompt_template has a bad field ({err!r})") from None
-    return prompts
 
 
 def fastchat_prompts_file(lang: str, metadata: dict[str, Any] | None = None) -> Path:
     """The language's FastChat prompt file, in order: under the MT-Bench directory
     (``mtbench_dir`` metadata / LANGADAPT_MTBENCH_DIR), the spec's own file, the
     spec's public source (``url``, downloaded once into ``$LANGADAPT_HOME``)."""
-    from langadapt_tasks.language_spec import get
-    from langadapt_tasks.mtbench_data import data_dir
-
-    spec = get(lang)
+    spec = language_spec.get(lang)
     root = data_dir(metadata)
     if root is not None and spec.judge_prompts_local:
         local = root / spec.judge_prompts_local
@@ -256,10 +171,6 @@ def fastchat_prompts_file(lang: str, metadata: dict[str, Any] | None = None) -> 
 
 def _download(url: str, local: str | None) -> Path:
     """``url`` saved once under ``$LANGADAPT_HOME/judge_prompts/`` (atomic rename)."""
-    import urllib.request
-
-    from langadapt_tasks.paths import home
-
     name = hashlib.sha256(url.encode("utf-8")).hexdigest()[:16] + "-" + url.rsplit("/", 1)[-1]
     target = home() / "judge_prompts" / name
     if target.is_file():
@@ -351,7 +262,7 @@ def build_messages(rubric: str, item: JudgeItem) -> list[dict[str, str]]:
     check_rubric(rubric)
     if rubric == "fastchat":
         return _fastchat_messages(item)
-    return _render(template(rubric, item.lang), _context(item, rubric))
+    return render_messages(template(rubric, item.lang), _context(item, rubric))
 
 
 def reask_message(rubric: str, lang: str) -> str:
@@ -359,20 +270,7 @@ def reask_message(rubric: str, lang: str) -> str:
     check_rubric(rubric)
     if rubric == "fastchat":
         return FASTCHAT_REASK
-    return _reask(template(rubric, lang))
-
-
-def _reask(tpl: jinja2.Template) -> str:
-    blank = {
-        "turn": 1,
-        "questions": ["", ""],
-        "answers": [""],
-        "tags": [""],
-        "reference": [],
-        "category": "",
-    }
-    module = tpl.make_module(blank)
-    return str(module.reask()).strip()  # type: ignore[attr-defined]
+    return reask_text(template(rubric, lang))
 
 
 def _strip_echo(reply: str, item: JudgeItem) -> str:
@@ -412,74 +310,3 @@ def parse(rubric: str, reply: str, item: JudgeItem) -> float | None:
             return None
         (value,) = values
     return value if low <= value <= high else None
-
-
-# --- checking a language's templates when its spec is loaded -------------------------------
-
-
-def _sample_contexts() -> list[dict[str, Any]]:
-    out = []
-    for turn in (1, 2):
-        answers = [f"ANSWER-TEXT-{i} <<<x>>>" for i in range(1, turn + 1)]
-        for reference in ([], ["REFERENCE-1", "REFERENCE-2"]):
-            out.append(
-                {
-                    "turn": turn,
-                    "questions": ["QUESTION-1", "QUESTION-2"],
-                    "answers": answers,
-                    "tags": [answer_tag(a) for a in answers],
-                    "reference": reference,
-                    "category": "math" if reference else "writing",
-                }
-            )
-    return out
-
-
-def check_template(path: Path, rubric: str) -> None:
-    """Refuse a template that would fail or mislead at judging time.
-
-    Syntax; variables other than ``VARIABLES`` (and names it sets); a missing or
-    empty ``reask()`` macro; for guarded rubrics, an answer outside its fence; and
-    anything jinja2's sandbox refuses. Raises TemplateCheckError saying which.
-    """
-    from jinja2 import meta
-
-    env = _env(path.parent)
-    try:
-        source = path.read_text(encoding="utf-8")
-        unknown = sorted(meta.find_undeclared_variables(env.parse(source)) - VARIABLES)
-        tpl = env.get_template(path.name)
-    except jinja2.TemplateSyntaxError as err:
-        raise TemplateCheckError(f"syntax error, line {err.lineno}: {err.message}") from None
-    except (OSError, UnicodeDecodeError, jinja2.TemplateError) as err:
-        raise TemplateCheckError(f"cannot be read ({err})") from None
-    if unknown:
-        raise TemplateCheckError(
-            f"uses undefined variable(s) {', '.join(unknown)}; "
-            f"known: {', '.join(sorted(VARIABLES))}"
-        )
-    for context in _sample_contexts():
-        where = f"turn {context['turn']}" + (", with references" if context["reference"] else "")
-        try:
-            messages = _render(tpl, context)
-            macro = getattr(tpl.make_module(context), "reask", None)
-            reask = str(macro()).strip() if callable(macro) else ""
-        except jinja2.exceptions.SecurityError as err:
-            raise TemplateCheckError(f"unsafe, refused by jinja2's sandbox ({err})") from None
-        except jinja2.TemplateError as err:
-            raise TemplateCheckError(f"fails to render ({where}): {err}") from None
-        if not reask:
-            raise TemplateCheckError(
-                "defines no reask() macro (the follow-up when a reply has no valid score), "
-                "or it is empty"
-            )
-        if rubric in GUARDED:
-            user = messages[-1]["content"]
-            for answer, tag in zip(context["answers"], context["tags"], strict=True):
-                fenced = re.findall(rf"<<<{tag}>>>\s*{re.escape(answer)}\s*<<<END-{tag}>>>", user)
-                if len(fenced) != 1 or user.count(answer) != 1:
-                    raise TemplateCheckError(
-                        f"rubric {rubric} must show each answer once, between "
-                        "<<<{{ tags[i] }}>>> and <<<END-{{ tags[i] }}>>> "
-                        f"({where}: an answer is not fenced)"
-                    )

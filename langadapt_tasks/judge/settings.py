@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +105,6 @@ def setting_sources() -> dict[str, tuple[str, str, type]]:
 
 ENV_SWITCH, META_SWITCH = "LANGADAPT_JUDGE", "judge"
 KEY_VARS = ("LANGADAPT_JUDGE_API_KEY", "OPENAI_API_KEY")
-BASE_URL_VARS = ("LANGADAPT_JUDGE_BASE_URL", "OPENAI_BASE_URL")
 
 
 def _pick(name: str, metadata: Mapping[str, Any], env: Mapping[str, str]) -> tuple[Any, str]:
@@ -165,7 +164,3 @@ def require_configured(settings: JudgeSettings) -> None:
         '--metadata \'{"judge": "off"}\' or set LANGADAPT_JUDGE=off; judge later with '
         "`langadapt judge <samples.jsonl>`."
     )
-
-
-def setting_names() -> list[str]:
-    return [f.name for f in fields(JudgeSettings)]

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from langadapt_tasks.files import iter_jsonl
 from langadapt_tasks.judge.rubrics import JudgeItem
-from langadapt_tasks.mtbench_data import read_jsonl, sample_answer
+from langadapt_tasks.mtbench.data import group_name, read_jsonl, sample_answer
 
 VERDICT_GLOB = "judge_mtbench_langadapt_*.jsonl"
 SAMPLES_GLOB = "samples_mtbench_langadapt_*.jsonl"
@@ -26,11 +27,6 @@ RESULTS_GLOB = "results_*.json"
 # lm-eval's order (GeneralConfigTracker._get_model_name): an adapter names the model
 # before the base model it is applied to.
 MODEL_ARG_KEYS = ("peft", "delta", "pretrained", "model", "path", "engine")
-
-
-def group_name(lang: str, turn: int) -> str:
-    """The lm-eval group of a language and turn (``mtbench_langadapt_zh``, ``..._zh_mt``)."""
-    return f"mtbench_langadapt_{lang}" + ("_mt" if turn == 2 else "")
 
 
 def now() -> str:
@@ -115,17 +111,10 @@ def samples_items(path: Path, model: str) -> list[JudgeItem]:
 
 
 def _rows(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError as err:
-                raise ValueError(f"{path}:{lineno}: not a JSON verdict row ({err})") from None
-            if not isinstance(row, dict) or not isinstance(row.get("id"), str):
-                raise ValueError(f"{path}:{lineno}: not a verdict row (no 'id')")
-            yield lineno, row
+    for lineno, row in iter_jsonl(path, ValueError):
+        if not isinstance(row.get("id"), str):
+            raise ValueError(f"{path}, line {lineno}: not a verdict row (no 'id')")
+        yield lineno, row
 
 
 def read_verdict_rows(files: Iterable[Path]) -> dict[str, dict]:

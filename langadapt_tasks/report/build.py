@@ -7,7 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from langadapt_tasks.mtbench_data import CATEGORIES as MT_CATEGORIES
+from langadapt_tasks.mtbench.data import CATEGORIES as MT_CATEGORIES
 from langadapt_tasks.report import charts, render
 from langadapt_tasks.report.inputs import collect
 from langadapt_tasks.report.tables import (

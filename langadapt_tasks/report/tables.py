@@ -9,7 +9,7 @@ from pathlib import Path
 from statistics import fmean, stdev
 from typing import Any
 
-from langadapt_tasks.cmmlu_subjects import CATEGORIES, SUBJECTS
+from langadapt_tasks.cmmlu.subjects import CATEGORIES, SUBJECTS, cmmlu_task_name
 from langadapt_tasks.judge.rubrics import SCALES
 from langadapt_tasks.judge.verdicts import (
     is_scored,
@@ -17,10 +17,9 @@ from langadapt_tasks.judge.verdicts import (
     read_verdict_rows,
     samples_items,
 )
-from langadapt_tasks.mtbench_data import CATEGORIES as MT_CATEGORIES
+from langadapt_tasks.mtbench.data import CATEGORIES as MT_CATEGORIES
 from langadapt_tasks.report.inputs import Model
 from langadapt_tasks.scoring import leaderboard_view, lm_eval_view
-from langadapt_tasks.yaml_gen import cmmlu_task_name
 
 CMMLU_COLUMNS = [*CATEGORIES.values(), "Average"]
 MT_COLUMNS = [*MT_CATEGORIES, "mean", "unscored", "fidelity %"]

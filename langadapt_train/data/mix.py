@@ -35,8 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from langadapt_tasks.files import expand_vars, plain, read_yaml_mapping, resolve_path
 from langadapt_train.data.sources import (
     NAMED_SOURCES,
     READERS,
@@ -164,6 +163,19 @@ def parse_spec(data: dict[str, Any], file: Path | None = None) -> MixSpec:
     )
 
 
+def read_spec(path: Path) -> dict[str, Any]:
+    """A mix YAML as read through ``langadapt_tasks.files`` (UTF-8, ``${VAR}``), with each
+    source's ``path`` resolved by its rule (relative to the mix file)."""
+    path = path.resolve()
+    raw = read_yaml_mapping(path, MixError, "a mix spec (a mapping with 'sources')")
+    raw = expand_vars(raw, path, MixError)
+    sources = raw.get("sources")
+    for source in sources if isinstance(sources, list) else []:
+        if isinstance(source, dict) and isinstance(source.get("path"), str):
+            source["path"] = str(resolve_path(source["path"], path.parent))
+    return plain(raw)
+
+
 def builtin_mixes() -> list[str]:
     return sorted(p.stem for p in MIX_DIR.glob("*.yaml"))
 
@@ -176,11 +188,7 @@ def resolve(data: str) -> MixSpec:
     if path.suffix in (".yaml", ".yml"):
         if not path.is_file():
             raise MixError(f"mix spec {path} not found")
-        try:
-            raw = yaml.safe_load(path.read_text("utf-8"))
-        except yaml.YAMLError as err:
-            raise MixError(f"{path}: not valid YAML: {err}") from None
-        return parse_spec(raw, path.resolve())
+        return parse_spec(read_spec(path), path.resolve())
     if path.suffix.lower() in READERS:
         if not path.is_file():
             raise DataFileError(f"{path}: no such data file")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from langadapt_tasks.config_files import read_text
+from langadapt_tasks.files import iter_jsonl, read_lines, read_text
 
 Messages = list[dict[str, str]]
 ROLES = {
@@ -44,28 +44,9 @@ class BadRow(ValueError):
 # --- readers ---------------------------------------------------------------------------------
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, text) of a UTF-8 file, a leading BOM dropped; bad bytes name the line."""
-    with path.open("rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
-            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            try:
-                yield lineno, raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise DataFileError(
-                    f"{path}, line {lineno}: not UTF-8 text; save the file as UTF-8"
-                ) from None
-
-
-def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    for lineno, line in _lines(path):
-        if not line.strip():
-            continue
-        try:
-            yield json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataFileError(f"{path}, line {lineno}: not valid JSON ({err.msg})") from None
+def _read_jsonl(path: Path) -> Iterator[Any]:
+    # A line that is JSON but not an object is a bad row (counted), not a broken file.
+    return (row for _, row in iter_jsonl(path, DataFileError, objects=False))
 
 
 def _read_json(path: Path) -> Iterator[dict[str, Any]]:
@@ -102,7 +83,7 @@ def _read_csv(path: Path) -> Iterator[dict[str, Any]]:
     quote.
     """
     csv.field_size_limit(_CSV_FIELD_LIMIT)
-    lines = (text for _, text in _lines(path))
+    lines = (text for _, text in read_lines(path, DataFileError))
     reader = csv.DictReader(lines, strict=True)
     start = 1  # the line the next record starts on
     try:

@@ -21,20 +21,20 @@ math, code and reasoning references depend on (numbers, code) is language-neutra
 from __future__ import annotations
 
 import functools
-import json
 import os
 from pathlib import Path
 from typing import Any
 
-from langadapt_tasks import language_spec
-from langadapt_tasks.language_spec import LanguageSpec
+from langadapt_tasks import files, paths
+from langadapt_tasks.languages import spec as language_spec
+from langadapt_tasks.languages.spec import LanguageSpec
 from langadapt_tasks.paths import local_dir
 
 ENV_DIR = "LANGADAPT_MTBENCH_DIR"
 METADATA_DIR = "mtbench_dir"
 ENV_TURN1 = "LANGADAPT_MTBENCH_TURN1"
 METADATA_TURN1 = "mtbench_turn1"
-PACKAGE_DIR = Path(__file__).resolve().parent / "data" / "mt_bench"
+PACKAGE_DIR = paths.PACKAGE_DIR / "data" / "mt_bench"
 # The shipped languages, each defined by its spec in languages/<code>.yaml.
 LANGS = tuple(language_spec.builtin_specs())
 CATEGORIES = (
@@ -49,25 +49,19 @@ CATEGORIES = (
 )
 
 
+def group_name(lang: str, turn: int) -> str:
+    """The lm-eval group of a language and turn (``mtbench_langadapt_zh``, ``..._zh_mt``)."""
+    return f"mtbench_langadapt_{lang}" + ("_mt" if turn == 2 else "")
+
+
 class MTBenchDataError(ValueError):
     """MT-Bench data could not be found or a row is malformed."""
 
 
 def read_jsonl(path: Path) -> list[tuple[str, dict[str, Any]]]:
-    """(where, row) pairs; ``where`` names the file and line for error messages."""
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{path}, line {n}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise MTBenchDataError(f"{where}: not JSON ({err})") from err
-            if not isinstance(row, dict):
-                raise MTBenchDataError(f"{where}: expected a JSON object")
-            rows.append((where, row))
+    """(where, row) pairs of an MT-Bench JSONL file (``files.read_jsonl``); ``where``
+    names the file and line for error messages. A file without rows is an error."""
+    rows = files.read_jsonl(path, MTBenchDataError)
     if not rows:
         raise MTBenchDataError(f"{path}: no rows")
     return rows

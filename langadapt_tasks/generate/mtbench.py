@@ -5,7 +5,7 @@ to ``task_yamls/mtbench/``; ``langadapt language-yamls SPEC --out DIR`` writes a
 language of your own to ``DIR`` (for ``lm_eval --include_path DIR``). Per language
 and turn: one task per MT-Bench category and a group over them, so lm-eval's
 table shows each category and the language's mean. A spec that describes its own
-multiple-choice questions also gets ``mc_langadapt_<code>`` (see mc_yamls).
+multiple-choice questions also gets ``mc_langadapt_<code>`` (see ``multiple_choice``).
 
 Answers are generated as FastChat's ``gen_model_answer.py`` does: the sampling
 temperature of the question's category (``temperature_config``), greedy below 1e-4,
@@ -17,10 +17,16 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from langadapt_tasks.language_spec import LanguageSpec, builtin_specs, parse_spec
-from langadapt_tasks.mtbench_data import CATEGORIES
-from langadapt_tasks.mtbench_task import group_name
-from langadapt_tasks.yaml_gen import group_config
+from langadapt_tasks.generate.multiple_choice import mc_configs
+from langadapt_tasks.generate.render import group_config, render
+from langadapt_tasks.languages.spec import (
+    LanguageSpec,
+    LanguageSpecError,
+    builtin_specs,
+    parse_spec,
+)
+from langadapt_tasks.mtbench.data import CATEGORIES, group_name, read_questions
+from langadapt_tasks.paths import task_dir
 
 # lm-eval can only average across a group's tasks; judge_unscored is a count, so it is
 # reported per category (and in the log and the verdict file per language).
@@ -103,11 +109,6 @@ def write_language(spec_path: Path, out: Path) -> list[Path]:
 
     With a ``multiple_choice`` mapping, also its multiple-choice task (rows checked first).
     """
-    from langadapt_tasks.language_spec import LanguageSpecError
-    from langadapt_tasks.mc_yamls import mc_configs
-    from langadapt_tasks.paths import task_dir
-    from langadapt_tasks.yaml_gen import render
-
     spec = parse_spec(spec_path)
     if spec.code in builtin_specs():
         raise LanguageSpecError(
@@ -118,8 +119,6 @@ def write_language(spec_path: Path, out: Path) -> list[Path]:
             raise LanguageSpecError(f"{path} still says TODO; fill it in first")
     categories = CATEGORIES
     if spec.file:  # fail now, not in the middle of an lm_eval run
-        from langadapt_tasks.mtbench_data import read_questions
-
         present = {q["category"] for q in read_questions(spec.file)}
         # A few questions are enough to start: tasks only for the categories present.
         categories = tuple(c for c in CATEGORIES if c in present)

@@ -1,6 +1,7 @@
-"""Reading the YAML files users write (language specs, study configs), with clear errors.
+"""Reading the files users write (YAML configs and specs, JSON Lines), with clear errors.
 
-One behaviour for every config file read through here:
+One behaviour for every config file read through here (study configs, training configs,
+mix specs, language specs):
 
 * ``${VAR}`` in a string value is the environment variable's value (an error naming the
   file and key when it is unset or empty); ``${VAR:-default}`` falls back to ``default``
@@ -11,6 +12,12 @@ One behaviour for every config file read through here:
   that starts with an environment variable's value (``${DATA_DIR}/x`` with ``DATA_DIR``
   set) is taken as given, i.e. relative to the working directory, where the variable
   was set. ``~`` is the home folder.
+* A value that may be a name or a path (a model: Hub id or folder; training data: a
+  shipped mix or a file; a chat template: a shipped name or a file) is a path when it
+  starts with ``./``, ``../``, ``/`` or ``~``, or when a file or folder of that name
+  exists relative to the config file; otherwise it is the name, as written.
+* Text files are UTF-8, with or without a byte-order mark; errors name the file and line.
+  A JSON Lines file has one JSON object per line; blank lines are skipped.
 * Booleans are ``true/false``, or a string ``true/false/yes/no/on/off/1/0``; a single
   string where a list is expected is a list of that one item; unknown keys are refused
   with the list of known ones; a key that looks like a secret (``api_key``, ``token``,
@@ -19,9 +26,10 @@ One behaviour for every config file read through here:
 
 from __future__ import annotations
 
+import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +75,54 @@ def read_text(path: Path, error: type[Exception]) -> str:
             f"{path}, line {line}: not UTF-8 text (byte 0x{raw[err.start]:02x} at offset "
             f"{err.start}); save the file as UTF-8"
         ) from err
+
+
+def read_lines(path: Path, error: type[Exception]) -> Iterator[tuple[int, str]]:
+    """(line number, text) of a user's UTF-8 file, streamed; a byte-order mark is dropped.
+    ``error`` names the file (and the line of a bad byte) as ``read_text`` does."""
+    try:
+        fh = path.open("rb")
+    except OSError as err:
+        raise error(f"{path}: cannot be read ({err})") from err
+    with fh:
+        for number, raw in enumerate(fh, 1):
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                yield number, raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise error(
+                    f"{path}, line {number}: not UTF-8 text (byte 0x{raw[err.start]:02x} at "
+                    f"column {err.start + 1}); save the file as UTF-8"
+                ) from err
+
+
+def iter_jsonl(
+    path: Path, error: type[Exception], objects: bool = True
+) -> Iterator[tuple[int, Any]]:
+    """(line number, value) of each non-blank line of a JSON Lines file, streamed.
+
+    A line that is not JSON, or (``objects``) not a JSON object, is an ``error`` naming
+    the file and line."""
+    for number, line in read_lines(path, error):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise error(
+                f"{path}, line {number}: not JSON ({err.msg} at column {err.colno})"
+            ) from None
+        if objects and not isinstance(value, dict):
+            raise error(
+                f"{path}, line {number}: expected a JSON object, got {type(value).__name__}"
+            )
+        yield number, value
+
+
+def read_jsonl(path: Path, error: type[Exception]) -> list[tuple[str, dict[str, Any]]]:
+    """(where, row) of each JSON object of a JSON Lines file; ``where`` is "FILE, line N"."""
+    return [(f"{path}, line {number}", row) for number, row in iter_jsonl(path, error)]
 
 
 def read_yaml_mapping(
@@ -140,6 +196,26 @@ def resolve_path(value: str, base: Path) -> Path:
     return (base / path).resolve()
 
 
+def path_or_name(value: str, base: Path) -> Path | str:
+    """A value that is a name or a path, in a config file in ``base`` (see the module's
+    rule): the path when the value is written as one or names something that exists,
+    else the value as written."""
+    text = str(value)
+    explicit = text.startswith(("./", "../", "/", "~")) or text in (".", "..")
+    path = resolve_path(value, base)
+    return path if explicit or path.exists() else value
+
+
+def plain(value: Any) -> Any:
+    """``value`` with every expanded string (``ConfigText``) a plain ``str`` again, e.g.
+    before it is written back to YAML."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return str(value) if isinstance(value, str) else value
+
+
 def looks_secret(key: object) -> bool:
     words = re.split(r"[_\-\s.]+", str(key).lower())
     if words and words[-1] == "env":
@@ -180,6 +256,16 @@ def check_keys(
         )
 
 
+def _from_text(value: Any, kind: type) -> Any:
+    """A number written as text (``"3"``, ``"1e-4"``) as ``kind``; anything else unchanged."""
+    if isinstance(value, str):
+        try:
+            return kind(value.strip())
+        except ValueError:
+            pass
+    return value
+
+
 class Fields:
     """Typed values of one config file, with errors that name the file and key path."""
 
@@ -208,12 +294,7 @@ class Fields:
         raise self.bad(where, f"expected true or false (or yes/no, on/off, 1/0), got {value!r}")
 
     def integer(self, value: Any, where: str, minimum: int | None = None) -> int:
-        out = value
-        if isinstance(value, str):
-            try:
-                out = int(value.strip())
-            except ValueError:
-                out = value
+        out = _from_text(value, int)
         if isinstance(out, bool) or not isinstance(out, int):
             raise self.bad(where, f"expected a whole number, got {value!r}")
         if minimum is not None and out < minimum:
@@ -221,12 +302,7 @@ class Fields:
         return out
 
     def number(self, value: Any, where: str) -> float:
-        out = value
-        if isinstance(value, str):
-            try:
-                out = float(value.strip())
-            except ValueError:
-                out = value
+        out = _from_text(value, float)
         if isinstance(out, bool) or not isinstance(out, (int, float)) or out != out:
             raise self.bad(where, f"expected a number, got {value!r}")
         return float(out)

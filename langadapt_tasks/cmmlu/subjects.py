@@ -156,3 +156,15 @@ def subjects_in(category: str) -> list[str]:
     if category not in CATEGORIES:
         raise KeyError(f"unknown CMMLU category {category!r}; expected one of {list(CATEGORIES)}")
     return [s.name for s in SUBJECTS.values() if s.partition_category == category]
+
+
+CMMLU_GROUP = "cmmlu_langadapt"
+# CMMLU's instruction (``gen_prompt`` in its src/mp_utils.py): "The following are
+# single-choice questions about {subject}; give the letter of the correct answer directly."
+PROMPT_HEADER = "以下是关于{subject}的单项选择题，请直接给出正确答案的选项。\n\n"
+# The same subjects in lm-eval's own ``cmmlu`` prompt format (see README).
+CMMLU_LMEVAL_GROUP = "cmmlu_langadapt_lmeval"
+
+
+def cmmlu_task_name(subject: str, group: str = CMMLU_GROUP) -> str:
+    return f"{group}_{subject}"

@@ -14,7 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from langadapt_tasks.language_spec import (
+from langadapt_tasks.files import iter_jsonl, read_text
+from langadapt_tasks.languages.spec import (
     MC_COLUMNS,
     LanguageSpec,
     LanguageSpecError,
@@ -46,22 +47,16 @@ def read_rows(path: Path) -> list[Row]:
                     )
                 rows.append((f"line {reader.line_num}", row))
         return rows
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() == ".json" and text.lstrip().startswith("["):
+    text = read_text(path, LanguageSpecError) if path.suffix.lower() == ".json" else ""
+    if text.lstrip().startswith("["):
         try:
             items = json.loads(text)
         except json.JSONDecodeError as err:
             raise LanguageSpecError(f"{path}: not JSON ({err})") from err
         rows = [(f"item {i}", item) for i, item in enumerate(items, 1)]
     else:  # JSON lines (datasets' json loader reads a .json file of lines too)
-        rows = []
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append((f"line {number}", json.loads(line)))
-            except json.JSONDecodeError as err:
-                raise LanguageSpecError(f"{path}, line {number}: not JSON ({err})") from err
+        lines = iter_jsonl(path, LanguageSpecError, objects=False)
+        rows = [(f"line {number}", row) for number, row in lines]
     for where, row in rows:
         if not isinstance(row, dict):
             raise LanguageSpecError(f"{path}, {where}: expected an object of columns")

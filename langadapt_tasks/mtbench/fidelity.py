@@ -10,10 +10,12 @@ show as missing, never as 0.
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 import unicodedata
+
+from langadapt_tasks.languages.langid import identifier
+from langadapt_tasks.languages.spec import LanguageSpecError, get
 
 # Code is not prose in any language: fenced blocks and inline code are left out.
 _CODE = re.compile(r"```.*?(```|$)|`[^`\n]*`", re.DOTALL)
@@ -45,18 +47,6 @@ def han_share(text: str) -> float:
     return han / total if total else 0.0
 
 
-@functools.cache
-def _identifier():
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
-
-    return LanguageIdentifier.from_model_file(MODEL_FILE)
-
-
-def known_codes() -> list[str]:
-    """The language codes py3langid can identify."""
-    return list(_identifier().nb_classes)
-
-
 def segments(text: str) -> list[str]:
     """Sentence-sized pieces; pieces with few letters are merged with the next."""
     out: list[str] = []
@@ -82,15 +72,13 @@ def langid_share(text: str, lang: str) -> float:
         if not n:
             continue
         total += n
-        if _identifier().classify(seg)[0] == lang:
+        if identifier().classify(seg)[0] == lang:
             hit += n
     return hit / total if total else 0.0
 
 
 def method(lang: str) -> str:
     """How fidelity is measured for ``lang``: its spec's ``fidelity`` field, else ``lang``."""
-    from langadapt_tasks.language_spec import LanguageSpecError, get
-
     try:
         return get(lang).fidelity
     except LanguageSpecError:

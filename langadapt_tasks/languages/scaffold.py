@@ -9,10 +9,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from langadapt_tasks.language_spec import LanguageSpecError, builtin_specs, check_code
-from langadapt_tasks.mtbench_data import CATEGORIES
+from langadapt_tasks.files import iter_jsonl
+from langadapt_tasks.languages.langid import known_codes
+from langadapt_tasks.languages.spec import LanguageSpecError, builtin_specs, check_code
+from langadapt_tasks.mtbench.data import CATEGORIES
+from langadapt_tasks.paths import PACKAGE_DIR
 
-DATA_DIR = Path(__file__).resolve().parent / "data" / "judge"
+DATA_DIR = PACKAGE_DIR / "data" / "judge"
 
 SPEC = """\
 # Language spec for {name} ({code}). Fill in every TODO, then run
@@ -137,8 +140,7 @@ def judge_prompts(name: str) -> str:
     """FastChat's prompts with MT-Bench-ZH's language clause for ``name`` (from the Turkish
     file, which is exactly that for Turkish), each line with its provenance."""
     out = []
-    for line in (DATA_DIR / "judge_prompts_tr.jsonl").read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
+    for _, row in iter_jsonl(DATA_DIR / "judge_prompts_tr.jsonl", LanguageSpecError):
         for key in ("system_prompt", "prompt_template"):
             row[key] = row[key].replace("(i.e., English or Turkish)", f"(i.e., English or {name})")
         for entry in row["provenance"]:
@@ -159,8 +161,6 @@ def scaffold(
         raise LanguageSpecError(f"new-language: --name {name!r} must be one line of text")
     if code in builtin_specs():
         raise LanguageSpecError(f"{code!r} is a shipped language; pick another code")
-    from langadapt_tasks.fidelity import known_codes
-
     fidelity = code if code in known_codes() else "TODO"
     files = {
         folder / "language.yaml": SPEC.format(

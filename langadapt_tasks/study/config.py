@@ -1,7 +1,7 @@
 """The study config (``langadapt study --config study.yaml``), read and checked.
 
 ``${VAR}`` expansion, relative paths, booleans and lists follow the rules of
-``config_files`` (docs/study.md, *The config*). Every key is type-checked; an
+``langadapt_tasks.files`` (docs/study.md, *The config*). Every key is type-checked; an
 unknown key or one that looks like a secret is refused, naming the file and key.
 """
 
@@ -11,13 +11,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from langadapt_tasks.config_files import (
+from langadapt_tasks.files import (
     Fields,
     expand_vars,
+    path_or_name,
     read_yaml_mapping,
     refuse_secrets,
-    resolve_path,
 )
+from langadapt_tasks.judge.settings import RUBRICS, setting_sources
+from langadapt_train.presets import PRESETS
 
 STEPS = ("train", "evaluate", "judge", "report")
 TOP_KEYS = ("output", "base_model", "instruct_model", "data_dir", "train", "evaluate", "judge")
@@ -89,22 +91,23 @@ class StudyConfig:
 
 def judge_sources() -> dict[str, tuple[str, type]]:
     """Judge setting -> (its LANGADAPT_JUDGE_* variable, type), as the judge reads them."""
-    from langadapt_tasks.judge.settings import setting_sources
-
     # The study keeps the verdicts next to the answers it judges (the report reads them there).
     return {k: (var, kind) for k, (var, _, kind) in setting_sources().items() if k != "output_dir"}
 
 
 def _model(f: Fields, value: Any, where: str) -> str:
-    """A model: a folder (./x, ../x, /x, ~/x, or a folder next to the config) or a Hub id."""
+    """A model: a folder or a Hub id, by ``files.path_or_name`` (a path must be a folder)."""
     text = f.text(value, where)
-    explicit = text.startswith(("./", "../", "/", "~")) or text in (".", "..")
-    path = resolve_path(text, f.file.parent)
-    if path.is_dir():
-        return str(path)
-    if explicit:
-        raise f.bad(where, f"{path} is not a folder (a Hub id has no leading ./ ../ / or ~)")
-    return text  # a Hub id, e.g. meta-llama/Meta-Llama-3-8B
+    path = path_or_name(text, f.file.parent)
+    if isinstance(path, str):
+        return path  # a Hub id, e.g. meta-llama/Meta-Llama-3-8B
+    if not path.is_dir():
+        raise f.bad(
+            where,
+            f"{path} is not a folder (a Hub id has no leading ./ ../ / or ~ and names "
+            "nothing next to the config file)",
+        )
+    return str(path)
 
 
 def _judge(f: Fields, raw: Any) -> tuple[dict[str, Any] | None, bool]:
@@ -138,8 +141,6 @@ def _judge(f: Fields, raw: Any) -> tuple[dict[str, Any] | None, bool]:
             out[key] = f.path(value, where)
         else:
             out[key] = f.text(value, where)
-    from langadapt_tasks.judge.settings import RUBRICS
-
     if "rubric" in out and out["rubric"] not in RUBRICS:
         raise f.bad("judge.rubric", f"{out['rubric']!r}: choose one of {', '.join(RUBRICS)}")
     return out, allow
@@ -199,8 +200,6 @@ def load(path: Path) -> StudyConfig:
     judge, allow_unscored = _judge(f, raw.get("judge", "off"))
     base = f.text(raw["base_model"], "base_model")
     presets = f.text_list(train.get("presets"), "train.presets")
-    from langadapt_train.presets import PRESETS
-
     for i, preset in enumerate(presets):
         if preset not in PRESETS:
             raise f.bad(

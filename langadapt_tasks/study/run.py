@@ -32,9 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from langadapt_tasks.judge.verdicts import RESULTS_GLOB, Coverage, coverage
-from langadapt_tasks.mtbench_data import CATEGORIES, METADATA_TURN1
-from langadapt_tasks.mtbench_task import group_name
-from langadapt_tasks.study_config import STEPS, ModelSpec, StudyConfig, judge_sources
+from langadapt_tasks.mtbench.data import CATEGORIES, METADATA_TURN1, group_name
+from langadapt_tasks.report import build_report
+from langadapt_tasks.study.config import STEPS, ModelSpec, StudyConfig, judge_sources
+from langadapt_tasks.study.models import materialize
+from langadapt_train.outputs import is_finished
 
 Runner = Callable[[list[str], dict[str, str]], int]
 TURN2_DIR = "turn2"
@@ -73,8 +75,6 @@ def _bin(name: str) -> str:
 
 def base_path(cfg: StudyConfig) -> str:
     if cfg.base_model == "smollm2":
-        from langadapt_tasks.models import materialize
-
         return str(materialize("smollm2"))
     return cfg.base_model
 
@@ -91,7 +91,7 @@ def environment(cfg: StudyConfig, base: str) -> dict[str, str]:
     # The judge's verdict cache lives with the study, so a rerun asks nothing twice.
     env.setdefault("LANGADAPT_JUDGE_CACHE", str(cfg.output / "judge_cache.sqlite"))
     sources = judge_sources()
-    for key, value in (cfg.judge or {}).items():  # checked by study_config: no secrets
+    for key, value in (cfg.judge or {}).items():  # checked by study.config: no secrets
         env[sources[key][0]] = str(value)
     return env
 
@@ -124,8 +124,6 @@ def turn2_tasks(tasks: list[str]) -> list[str]:
 
 
 def train(cfg: StudyConfig, base: str, env: dict[str, str], run: Runner) -> None:
-    from langadapt_train.trainer import is_finished
-
     todo = [p for p in cfg.presets if not is_finished(adapter_dir(cfg, p))]
     for preset in cfg.presets:
         if preset not in todo:
@@ -415,8 +413,6 @@ def run_study(
 
 
 def _report(cfg: StudyConfig, plan: list[ModelSpec]) -> dict[str, Any]:
-    from langadapt_tasks.report import build_report
-
     inputs = report_inputs(cfg, plan)
     if not inputs:
         raise StudyError("no model has been evaluated yet: nothing to report")

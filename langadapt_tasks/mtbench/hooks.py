@@ -21,14 +21,11 @@ import hashlib
 import json
 import logging
 import math
-from pathlib import Path
 from typing import Any
 
 import datasets
 from lm_eval.api.samplers import ContextSampler
 
-from langadapt_tasks import mtbench_data
-from langadapt_tasks.fidelity import fidelity
 from langadapt_tasks.judge import settings as judge_settings
 from langadapt_tasks.judge.engine import (
     JudgeStopped,
@@ -39,19 +36,25 @@ from langadapt_tasks.judge.engine import (
     verdict_rows,
     write_jsonl,
 )
-from langadapt_tasks.judge.lmeval_paths import samples_dir
 from langadapt_tasks.judge.rubrics import JudgeItem
-from langadapt_tasks.judge.verdicts import group_name, item_from_doc, model_name
-from langadapt_tasks.language_spec import builtin_specs, register
+from langadapt_tasks.judge.verdicts import item_from_doc, model_name
+from langadapt_tasks.languages.spec import register
+from langadapt_tasks.mtbench import data as mtbench_data
+from langadapt_tasks.mtbench.data import group_name
+from langadapt_tasks.mtbench.fidelity import fidelity
+from langadapt_tasks.mtbench.output import samples_dir
 
 log = logging.getLogger(__name__)
 
-# The study's system prompts, from the shipped language specs (languages/<code>.yaml).
-SYSTEM_PROMPTS = {code: spec.system_prompt for code, spec in builtin_specs().items()}
 
+class JudgeRun:
+    """The MT-Bench answers of one lm-eval evaluation and their verdicts.
 
-class _RunState:
-    """What one lm_eval process has recorded and judged so far."""
+    Life cycle: ``start`` when lm-eval builds the tasks (``load_docs``), ``record`` per
+    answer (``process_results``), ``judge_pending`` at the first aggregation (judging
+    every recorded answer at once), then ``verdict`` per key. Building tasks again after
+    a judged run (a second ``simple_evaluate`` in one process) starts a new run.
+    """
 
     def __init__(self) -> None:
         self.settings: judge_settings.JudgeSettings | None = None
@@ -59,15 +62,66 @@ class _RunState:
         self.model: str = ""
         self.pending: dict[str, JudgeItem] = {}
         self.verdicts: dict[str, Verdict] = {}
+        self.judged = False
+
+    def start(self, settings: judge_settings.JudgeSettings, model: str) -> None:
+        if self.judged:
+            self.__init__()
+        self.settings, self.model = settings, model
+
+    def current_settings(self) -> judge_settings.JudgeSettings:
+        if self.settings is None:
+            self.settings = judge_settings.resolve()
+        return self.settings
+
+    def record(self, doc: dict[str, Any], answer: str) -> dict[str, Any]:
+        """lm-eval's per-answer metrics; the judge metrics carry the record's key."""
+        item = item_from_doc(doc, answer, self.model)
+        out: dict[str, Any] = {"lang_fidelity": fidelity(answer, item.lang)}
+        settings = self.current_settings()
+        if settings.enabled:
+            key = record_key(item, settings)
+            self.pending[key] = item
+            out["judge_score"] = key
+            out["judge_unscored"] = key
+        return out
+
+    def verdicts_of(self, keys: list[str]) -> list[Verdict | None]:
+        """The verdicts of ``keys`` (judging what is pending first)."""
+        self.judge_pending()
+        return [self.verdicts.get(k) for k in keys]
+
+    def judge_pending(self) -> None:
+        """Judge every recorded answer that has no verdict yet; write the verdict JSONL."""
+        self.judged = True
+        todo = {key: item for key, item in self.pending.items() if key not in self.verdicts}
+        if not todo:
+            return
+        settings = self.current_settings()
+        log.info("Judging %d MT-Bench answers with %s", len(todo), settings.describe())
+        try:
+            by_id = judge_items(todo.values(), settings)
+            self.verdicts.update({key: by_id[item.id] for key, item in todo.items()})
+        except JudgeStopped as err:  # a bad key or model: stop asking, keep what was settled
+            log.error("%s Judge the rest later with `langadapt judge <output dir>`.", err)
+            reason = f"not judged: {err}"
+            for key, item in todo.items():
+                self.verdicts[key] = err.verdicts.get(item.id) or Verdict(
+                    item.id, None, error=reason
+                )
+        except Exception as err:  # keep the generations: lm-eval still writes the samples
+            log.exception(
+                "judging failed; the answers are counted as unscored and can be "
+                "judged later with `langadapt judge <samples.jsonl>`"
+            )
+            reason = redact(f"{type(err).__name__}: {err}", settings.api_key)
+            self.verdicts.update({k: Verdict(i.id, None, error=reason) for k, i in todo.items()})
+        verdicts = {item.id: self.verdicts[key] for key, item in todo.items()}
+        _report(list(todo.values()), verdicts, settings)
 
 
-STATE = _RunState()
-
-
-def _settings() -> judge_settings.JudgeSettings:
-    if STATE.settings is None:
-        STATE.settings = judge_settings.resolve()
-    return STATE.settings
+# The run of this lm_eval process (lm-eval calls the hooks as plain functions).
+RUN = JudgeRun()
 
 
 # --- data -------------------------------------------------------------------------------
@@ -90,9 +144,8 @@ def load_docs(
         register(mtbench_spec)
     settings = judge_settings.resolve(metadata)
     judge_settings.require_configured(settings)
-    STATE.settings = settings
     # lm-eval passes --model_args into the task metadata (pretrained=, peft=...).
-    STATE.model = model_name(metadata) or ""
+    RUN.start(settings, model_name(metadata) or "")
     questions = [
         q
         for q in mtbench_data.load_questions(mtbench_data.data_dir(metadata), mtbench_lang)
@@ -174,11 +227,6 @@ class OwnFirstTurn(ContextSampler):
 # --- metrics ----------------------------------------------------------------------------
 
 
-def to_item(doc: dict[str, Any], answer: str) -> JudgeItem:
-    """The judge item of an answer of the model this lm_eval run evaluates."""
-    return item_from_doc(doc, answer, STATE.model)
-
-
 def record_key(item: JudgeItem, settings: judge_settings.JudgeSettings) -> str:
     """Id of one recorded answer: unique per answer text and judge, not only per question,
     so several evaluations in one Python process never share verdicts."""
@@ -189,52 +237,8 @@ def record_key(item: JudgeItem, settings: judge_settings.JudgeSettings) -> str:
 
 
 def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, Any]:
-    """Record the answer for the judge; the judge metrics carry the record's key."""
-    answer = results[0] if results else ""
-    item = to_item(doc, answer)
-    out: dict[str, Any] = {"lang_fidelity": fidelity(answer, item.lang)}
-    settings = _settings()
-    if settings.enabled:
-        key = record_key(item, settings)
-        STATE.pending[key] = item
-        out["judge_score"] = key
-        out["judge_unscored"] = key
-    return out
-
-
-def _output_dir(settings: judge_settings.JudgeSettings) -> Path | None:
-    if settings.output_dir is not None:
-        return settings.output_dir
-    return samples_dir()
-
-
-def judge_pending() -> None:
-    """Judge every recorded answer that has no verdict yet; write the verdict JSONL."""
-    todo = {key: item for key, item in STATE.pending.items() if key not in STATE.verdicts}
-    if not todo:
-        return
-    settings = _settings()
-    log.info("Judging %d MT-Bench answers with %s", len(todo), settings.describe())
-    try:
-        by_id = judge_items(todo.values(), settings)
-        STATE.verdicts.update({key: by_id[item.id] for key, item in todo.items()})
-    except JudgeStopped as err:  # a bad key or model: stop asking, keep what was settled
-        log.error("%s Judge the rest later with `langadapt judge <output dir>`.", err)
-        reason = f"not judged: {err}"
-        for key, item in todo.items():
-            STATE.verdicts[key] = err.verdicts.get(item.id) or Verdict(item.id, None, error=reason)
-    except Exception as err:  # keep the generations: lm-eval still writes the samples
-        log.exception(
-            "judging failed; the answers are counted as unscored and can be "
-            "judged later with `langadapt judge <samples.jsonl>`"
-        )
-        reason = redact(f"{type(err).__name__}: {err}", settings.api_key)
-        STATE.verdicts.update({k: Verdict(i.id, None, error=reason) for k, i in todo.items()})
-    _report(list(todo.values()), by_id_of(todo), settings)
-
-
-def by_id_of(records: dict[str, JudgeItem]) -> dict[str, Verdict]:
-    return {item.id: STATE.verdicts[key] for key, item in records.items()}
+    """Record the answer for the judge (``JudgeRun.record``)."""
+    return RUN.record(doc, results[0] if results else "")
 
 
 def _report(
@@ -257,7 +261,7 @@ def _report(
                 entry["unscored"],
                 entry["n"],
             )
-    out_dir = _output_dir(settings)
+    out_dir = settings.output_dir or samples_dir()
     if out_dir is None:
         log.info("no --output_path: the judge verdicts are not written to a file")
         return
@@ -277,12 +281,10 @@ def _report(
 
 def mean_judge_score(keys: list[str]) -> float:
     """Aggregation of ``judge_score``: mean over the scored answers (NaN if none)."""
-    judge_pending()
-    scores = [v.score for k in keys if (v := STATE.verdicts.get(k)) and v.score is not None]
+    scores = [v.score for v in RUN.verdicts_of(keys) if v is not None and v.score is not None]
     return sum(scores) / len(scores) if scores else math.nan
 
 
 def count_unscored(keys: list[str]) -> int:
     """Aggregation of ``judge_unscored``: answers the judge could not score."""
-    judge_pending()
-    return sum(1 for k in keys if (v := STATE.verdicts.get(k)) is None or v.score is None)
+    return sum(1 for v in RUN.verdicts_of(keys) if v is None or v.score is None)

@@ -3,7 +3,7 @@
 A spec is a YAML file (``languages/<code>.yaml`` in the package for the shipped
 languages, any ``language.yaml`` for your own) with the language's code and
 names, its system prompt, how language fidelity is measured, a judge template
-per rubric (checked when the spec is loaded: see ``judge.rubrics.check_template``),
+per rubric (checked when the spec is loaded: see ``judge_templates.check_template``),
 FastChat's judge prompts for rubric ``fastchat``, where its questions come from
 and, optionally, its multiple-choice knowledge task. Paths in a spec are relative
 to the spec file. See docs/languages.md.
@@ -23,9 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from langadapt_tasks.config_files import read_yaml_mapping
+from langadapt_tasks.files import read_yaml_mapping
+from langadapt_tasks.languages.fastchat_prompts import read_fastchat_prompts
+from langadapt_tasks.languages.judge_templates import TemplateCheckError, check_template
+from langadapt_tasks.languages.langid import known_codes
 
-BUILTIN_DIR = Path(__file__).resolve().parent / "languages"
+BUILTIN_DIR = Path(__file__).resolve().parent  # the shipped <code>.yaml specs
 # Rubrics rendered from a language's jinja2 templates; "fastchat" reads ``judge_prompts``.
 TEMPLATE_RUBRICS = ("paper", "paper-guarded", "fastchat-guarded")
 RUBRICS = (*TEMPLATE_RUBRICS, "fastchat")
@@ -250,14 +253,11 @@ def parse_spec(path: Path, builtin: bool = False) -> LanguageSpec:
     fidelity = data.get("fidelity")
     # YAML 1.1 reads a bare ``off`` as False: that is the documented "off", not "unset".
     fidelity = FIDELITY_OFF if fidelity is False else str(fidelity or code)
-    if not builtin and fidelity not in ("han", FIDELITY_OFF):
-        from langadapt_tasks.fidelity import known_codes
-
-        if fidelity not in known_codes():
-            raise LanguageSpecError(
-                f"{path}: fidelity {fidelity!r} is neither 'han', 'off' nor a language "
-                f"py3langid identifies ({', '.join(known_codes())}); use the closest one"
-            )
+    if not builtin and fidelity not in ("han", FIDELITY_OFF) and fidelity not in known_codes():
+        raise LanguageSpecError(
+            f"{path}: fidelity {fidelity!r} is neither 'han', 'off' nor a language "
+            f"py3langid identifies ({', '.join(known_codes())}); use the closest one"
+        )
     return LanguageSpec(
         code=code,
         name=str(data["name"]),
@@ -279,8 +279,6 @@ def parse_spec(path: Path, builtin: bool = False) -> LanguageSpec:
 
 def _judge_templates(templates: Any, path: Path) -> dict[str, Path]:
     """``judge_templates``: rubric -> .j2 file, each checked now (not mid-run)."""
-    from langadapt_tasks.judge.rubrics import TemplateCheckError, check_template
-
     known = ", ".join(TEMPLATE_RUBRICS)
     if not isinstance(templates, dict):
         raise LanguageSpecError(f"{path}: judge_templates maps rubrics ({known}) to .j2 files")
@@ -311,8 +309,6 @@ def _judge_templates(templates: Any, path: Path) -> dict[str, Path]:
 
 def _judge_prompts(value: Any, path: Path) -> tuple[Path | None, str | None, str | None]:
     """``judge_prompts``: {file, local, url}: FastChat's judge prompts for rubric ``fastchat``."""
-    from langadapt_tasks.judge.rubrics import read_fastchat_prompts
-
     if value in (None, ""):
         return None, None, None
     if not isinstance(value, dict) or not set(value) <= {"file", "local", "url"} or not value:

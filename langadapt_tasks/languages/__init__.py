@@ -1,0 +1,1 @@
+"""Languages as data: specs, their judge templates and prompt files, and the scaffold."""
