@@ -27,7 +27,7 @@ demo: setup
 	langadapt study --config $(STUDY)
 
 test: setup
-	$(PYTHON) -m pytest -q tests
+	$(PYTHON) -m pytest -q --durations=25 tests
 
 lint:
 	ruff check . && ruff format --check .

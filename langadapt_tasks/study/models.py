@@ -20,6 +20,7 @@ import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from langadapt_tasks.paths import home
 
@@ -113,11 +114,9 @@ def _remove_stale_staging(target: Path) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _convert(spec: EmbeddedModel, gguf: Path, staging: Path) -> None:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+def _convert(spec: EmbeddedModel, gguf: Path, staging: Path, transformers: Any) -> None:
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = transformers.AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     # The weights are dequantized on load; drop the GGUF marker so they can be saved.
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
@@ -144,6 +143,10 @@ def materialize(key: str = "smollm2", directory: Path | None = None) -> Path:
         return target
     _check_target(target)
     gguf = spec.gguf_path()
+    # Loaded before the staging folder exists: the folder then only lives while the
+    # conversion itself runs, which is what an interrupt must clean up.
+    import transformers
+
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_staging(target)
@@ -154,7 +157,7 @@ def materialize(key: str = "smollm2", directory: Path | None = None) -> Path:
         raise ModelDirError(f"cannot write beside --dir {target}: {err}") from err
     try:
         (staging / STAGING_MARKER).write_text(str(os.getpid()), encoding="utf-8")
-        _convert(spec, gguf, staging)
+        _convert(spec, gguf, staging, transformers)
         if target.is_dir() and not any(target.iterdir()):
             target.rmdir()  # an empty folder only; rmdir never deletes contents
         try:
