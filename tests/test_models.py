@@ -74,6 +74,9 @@ def _start(target: Path, env: dict[str, str]) -> subprocess.Popen:
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # Ctrl-C must reach the child as it does in a terminal, also when this test run
+        # was started as a background job (which inherits SIGINT as ignored).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
