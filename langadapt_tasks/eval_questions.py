@@ -7,7 +7,7 @@ shipped files), so the trainer knows neither the variables nor the file formats.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,7 +62,7 @@ def mtbench_questions(mtbench_dir: str | Path | None = None) -> Iterator[EvalQue
             yield from _turns(lang, mtbench_data.load_questions(None, lang))
 
 
-def _turns(lang: str, questions: Iterator[dict] | tuple | list) -> Iterator[EvalQuestion]:
+def _turns(lang: str, questions: Iterable[dict]) -> Iterator[EvalQuestion]:
     for q in questions:
         for number, turn in enumerate(q["turns"], 1):
             yield EvalQuestion(f"mt_bench:{lang}#{q['question_id']}.{number}", turn)

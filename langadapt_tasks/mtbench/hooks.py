@@ -52,11 +52,14 @@ class JudgeRun:
 
     Life cycle: ``start`` when lm-eval builds the tasks (``load_docs``), ``record`` per
     answer (``process_results``), ``judge_pending`` at the first aggregation (judging
-    every recorded answer at once), then ``verdict`` per key. Building tasks again after
+    every recorded answer at once), then ``verdicts_of`` per aggregation. Building tasks again after
     a judged run (a second ``simple_evaluate`` in one process) starts a new run.
     """
 
     def __init__(self) -> None:
+        self._clear()
+
+    def _clear(self) -> None:
         self.settings: judge_settings.JudgeSettings | None = None
         # lm-eval's name of the evaluated model (its model args reach the tasks' metadata).
         self.model: str = ""
@@ -65,8 +68,8 @@ class JudgeRun:
         self.judged = False
 
     def start(self, settings: judge_settings.JudgeSettings, model: str) -> None:
-        if self.judged:
-            self.__init__()
+        if self.judged:  # a new evaluation in the same process
+            self._clear()
         self.settings, self.model = settings, model
 
     def current_settings(self) -> judge_settings.JudgeSettings:
