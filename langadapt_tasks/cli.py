@@ -52,6 +52,15 @@ def _cmd_cmmlu_scores(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_turkishmmlu_scores(args: argparse.Namespace) -> int:
+    from langadapt_tasks.scoring import TURKISHMMLU, format_views, load_results
+
+    results = load_results(args.results)
+    views = format_views(results, bench=TURKISHMMLU)
+    print(json.dumps(views, indent=2, ensure_ascii=False) if args.json else views["markdown"])
+    return 0
+
+
 def _cmd_judge(args: argparse.Namespace) -> int:
     """Exit 0: every answer scored; 1: answers left unscored (unless --allow-unscored);
     2: a configuration, input, authentication or other client error."""
@@ -163,6 +172,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results", type=Path, help="results_*.json, or a --output_path directory")
     p.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     p.set_defaults(func=_cmd_cmmlu_scores)
+
+    p = sub.add_parser(
+        "turkishmmlu-scores",
+        help="TurkishMMLU in both views (lm-eval groups, the paper's subject means) "
+        "from an lm-eval results file or output directory",
+    )
+    p.add_argument("results", type=Path, help="results_*.json, or a --output_path directory")
+    p.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
+    p.set_defaults(func=_cmd_turkishmmlu_scores)
 
     p = sub.add_parser(
         "judge",

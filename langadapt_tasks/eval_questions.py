@@ -14,11 +14,15 @@ from pathlib import Path
 from langadapt_tasks.cmmlu import data as cmmlu_data
 from langadapt_tasks.cmmlu.subjects import SUBJECTS
 from langadapt_tasks.mtbench import data as mtbench_data
+from langadapt_tasks.turkishmmlu import data as turkishmmlu_data
+from langadapt_tasks.turkishmmlu.subjects import SUBJECTS as TURKISHMMLU_SUBJECTS
 
 
 @dataclass(frozen=True)
 class EvalQuestion:
-    source: str  # e.g. "cmmlu:agronomy/test#3" or "mt_bench:zh#81.1" (question 81, turn 1)
+    # e.g. "cmmlu:agronomy/test#3", "turkishmmlu:biology/dev#0" or "mt_bench:zh#81.1"
+    # (question 81, turn 1)
+    source: str
     text: str
 
 
@@ -44,6 +48,31 @@ def cmmlu_questions(cmmlu_dir: str | Path | None = None) -> Iterator[EvalQuestio
     for path in files:
         for i, row in enumerate(cmmlu_data.read_csv(path)):
             yield EvalQuestion(f"cmmlu:{path.stem}/{path.parent.name}#{i}", _cmmlu_text(row))
+
+
+def turkishmmlu_available(turkishmmlu_dir: str | Path | None = None) -> str | None:
+    """Why TurkishMMLU cannot be read (no local directory and no Hub), or None."""
+    if turkishmmlu_dir or turkishmmlu_data.data_dir() is not None:
+        return None  # a local directory: reading it reports what is wrong
+    return turkishmmlu_data.availability()
+
+
+def turkishmmlu_questions(turkishmmlu_dir: str | Path | None = None) -> Iterator[EvalQuestion]:
+    """Every TurkishMMLU question with its five choices: every subject's ``dev`` and
+    ``test`` file of the local directory (``turkishmmlu_dir``, else
+    ``LANGADAPT_TURKISHMMLU_DIR``), else every subject from the Hub."""
+    meta = {turkishmmlu_data.METADATA_DIR: str(turkishmmlu_dir)} if turkishmmlu_dir else None
+    root = turkishmmlu_data.data_dir(meta)
+    for subject in TURKISHMMLU_SUBJECTS:
+        if root is None:
+            parts = dict(turkishmmlu_data.load_subject(subject))
+        else:
+            files = turkishmmlu_data.subject_files(root, subject)
+            parts = {split: turkishmmlu_data.read_json(path) for split, path in files.items()}
+        for split, rows in parts.items():
+            for i, row in enumerate(rows):
+                text = " ".join([row["question"], *row["choices"]])
+                yield EvalQuestion(f"turkishmmlu:{subject}/{split}#{i}", text)
 
 
 def mtbench_questions(mtbench_dir: str | Path | None = None) -> Iterator[EvalQuestion]:

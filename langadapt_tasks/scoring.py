@@ -1,24 +1,57 @@
-"""CMMLU scores in two views, from an lm-eval results file.
+"""CMMLU and TurkishMMLU scores in two views, from an lm-eval results file.
 
-* ``lm_eval``: what ``lm_eval`` prints. Five disjoint groups (China-specific
+* ``lm_eval``: what ``lm_eval`` prints. Disjoint groups (for CMMLU, China-specific
   subjects only in ``china_specific``), each the size-weighted mean of its
   questions; the overall score is weighted the same way.
-* ``leaderboard``: how the CMMLU paper and leaderboard score. A category is
-  the unweighted mean of its subjects' accuracies, a China-specific subject
-  also counts in its discipline category, and the average is the unweighted
-  mean over all 67 subjects.
+* ``leaderboard``: how the benchmark's paper and leaderboard score. A category is
+  the unweighted mean of its subjects' accuracies and the average is the unweighted
+  mean over all subjects (67 for CMMLU, 9 for TurkishMMLU). In CMMLU's view a
+  China-specific subject also counts in its discipline category.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from statistics import fmean
 from typing import Any
 
-from langadapt_tasks.cmmlu.subjects import CATEGORIES, CMMLU_GROUP, SUBJECTS, cmmlu_task_name
+from langadapt_tasks.cmmlu.subjects import CATEGORIES, CMMLU_GROUP, SUBJECTS
+from langadapt_tasks.turkishmmlu import subjects as tmmlu
 
 Score = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A multiple-choice benchmark scored by subject: its group, categories and subjects."""
+
+    name: str  # "CMMLU"
+    group: str  # the lm-eval group, whose subject tasks are ``<group>_<subject>``
+    categories: dict[str, str]  # key -> label, in display order
+    members: dict[str, tuple[str, ...]]  # subject -> its categories in the unweighted view
+    board: str  # how the unweighted view is named in the Markdown table
+
+    def task(self, subject: str) -> str:
+        return f"{self.group}_{subject}"
+
+
+CMMLU = Benchmark(
+    "CMMLU",
+    CMMLU_GROUP,
+    CATEGORIES,
+    {s.name: s.official_categories for s in SUBJECTS.values()},
+    "leaderboard (subject mean)",
+)
+TURKISHMMLU = Benchmark(
+    "TurkishMMLU",
+    tmmlu.TURKISHMMLU_GROUP,
+    tmmlu.CATEGORIES,
+    {s.name: (s.category,) for s in tmmlu.SUBJECTS.values()},
+    "paper (subject mean)",
+)
+BENCHMARKS = {b.group: b for b in (CMMLU, TURKISHMMLU)}
 
 
 def load_results(path: Path) -> dict[str, Any]:
@@ -47,23 +80,27 @@ def _metric(entry: dict[str, Any], metric: str) -> tuple[float | None, float | N
     return (value, stderr if isinstance(stderr, (int, float)) else None)
 
 
-def subject_scores(results: dict[str, Any], metric: str = "acc") -> dict[str, float]:
-    """Subject -> score, for the CMMLU subjects present in ``results``."""
+def subject_scores(
+    results: dict[str, Any], metric: str = "acc", bench: Benchmark = CMMLU
+) -> dict[str, float]:
+    """Subject -> score, for the benchmark's subjects present in ``results``."""
     table = results["results"]
     out = {}
-    for name in SUBJECTS:
-        entry = table.get(cmmlu_task_name(name))
+    for name in bench.members:
+        entry = table.get(bench.task(name))
         if entry is not None and _metric(entry, metric)[0] is not None:
             out[name] = float(_metric(entry, metric)[0])
     return out
 
 
-def lm_eval_view(results: dict[str, Any], metric: str = "acc") -> dict[str, Score]:
+def lm_eval_view(
+    results: dict[str, Any], metric: str = "acc", bench: Benchmark = CMMLU
+) -> dict[str, Score]:
     """lm-eval's own group aggregates (size-weighted, disjoint categories)."""
     table = results["results"]
     view: dict[str, Score] = {}
-    for key in [*CATEGORIES, "average"]:
-        task = CMMLU_GROUP if key == "average" else f"{CMMLU_GROUP}_{key}"
+    for key in [*bench.categories, "average"]:
+        task = bench.group if key == "average" else f"{bench.group}_{key}"
         if task in table:
             value, stderr = _metric(table[task], metric)
             if value is not None:
@@ -71,38 +108,44 @@ def lm_eval_view(results: dict[str, Any], metric: str = "acc") -> dict[str, Scor
     return view
 
 
-def leaderboard_view(results: dict[str, Any], metric: str = "acc") -> dict[str, Score]:
-    """CMMLU leaderboard view: unweighted subject means, overlapping categories."""
-    scores = subject_scores(results, metric)
+def leaderboard_view(
+    results: dict[str, Any], metric: str = "acc", bench: Benchmark = CMMLU
+) -> dict[str, Score]:
+    """The paper's / leaderboard's view: unweighted subject means (for CMMLU, China-specific
+    subjects also in their discipline category)."""
+    scores = subject_scores(results, metric, bench)
     view: dict[str, Score] = {}
-    for category in CATEGORIES:
-        members = [s for s in SUBJECTS.values() if category in s.official_categories]
-        have = [scores[s.name] for s in members if s.name in scores]
+    for category in bench.categories:
+        members = [s for s, cats in bench.members.items() if category in cats]
+        have = [scores[s] for s in members if s in scores]
         if have:
             view[category] = {"score": fmean(have), "subjects": len(have), "of": len(members)}
     if scores:
         view["average"] = {
             "score": fmean(scores.values()),
             "subjects": len(scores),
-            "of": len(SUBJECTS),
+            "of": len(bench.members),
         }
     return view
 
 
-def format_views(results: dict[str, Any], metric: str = "acc") -> dict[str, Any]:
+def format_views(
+    results: dict[str, Any], metric: str = "acc", bench: Benchmark = CMMLU
+) -> dict[str, Any]:
     """Both views as data plus a Markdown table."""
-    groups, board = lm_eval_view(results, metric), leaderboard_view(results, metric)
+    groups = lm_eval_view(results, metric, bench)
+    board = leaderboard_view(results, metric, bench)
     if not groups and not board:
         raise ValueError(
-            f"{results.get('_path', 'results')}: no {CMMLU_GROUP} scores for metric {metric!r}; "
-            f"was it a run of --tasks {CMMLU_GROUP}?"
+            f"{results.get('_path', 'results')}: no {bench.group} scores for metric {metric!r}; "
+            f"was it a run of --tasks {bench.group}?"
         )
     lines = [
-        f"| CMMLU ({metric}) | lm-eval groups (size-weighted) | leaderboard (subject mean) |",
+        f"| {bench.name} ({metric}) | lm-eval groups (size-weighted) | {bench.board} |",
         "|---|---|---|",
     ]
-    for key in [*CATEGORIES, "average"]:
-        label = CATEGORIES.get(key, "Average")
+    for key in [*bench.categories, "average"]:
+        label = bench.categories.get(key, "Average")
         g = groups.get(key)
         b = board.get(key)
         g_txt = (

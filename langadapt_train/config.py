@@ -37,6 +37,9 @@ log = logging.getLogger("langadapt_train")
 CONFIG_NAME = "langadapt_train.yaml"
 METHODS = ("qlora", "lora", "full")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+# Container dtype of the packed 4-bit weights (QLoRA). FSDP shards float tensors only, and every
+# tensor of one FSDP unit must share a dtype: under FSDP it must be a float type (``auto``).
+QUANT_STORAGES = ("auto", "uint8", "bf16", "fp16", "fp32")
 DEFAULT_TARGETS = ["q_proj", "k_proj", "v_proj"]
 
 
@@ -71,6 +74,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     optim: str = "adamw_torch"
     precision: str = "auto"
+    bnb_4bit_quant_storage: str = "auto"
     # Sequences.
     max_length: int = 1024
     packing: bool = False
@@ -85,6 +89,7 @@ class TrainConfig:
     decontam_ngram: int = 13
     cmmlu_dir: str | None = None
     mt_bench_dir: str | None = None
+    turkishmmlu_dir: str | None = None
     # Checkpoints and logging.
     save_steps: int = 200
     save_total_limit: int | None = 3
@@ -181,6 +186,10 @@ def _check(cfg: TrainConfig) -> None:
         raise bad("method", f"must be one of {', '.join(METHODS)}")
     if cfg.precision not in PRECISIONS:
         raise bad("precision", f"must be one of {', '.join(PRECISIONS)}")
+    if cfg.bnb_4bit_quant_storage not in QUANT_STORAGES:
+        raise bad("bnb_4bit_quant_storage", f"must be one of {', '.join(QUANT_STORAGES)}")
+    if cfg.bnb_4bit_quant_storage != "auto" and cfg.method != "qlora":
+        raise bad("bnb_4bit_quant_storage", "applies to method qlora only; leave it at auto")
     if cfg.preset is not None and cfg.preset not in PRESETS:
         raise bad("preset", f"must be one of {', '.join(PRESETS)}")
     for key in (
@@ -217,7 +226,7 @@ def _check(cfg: TrainConfig) -> None:
 
 
 # Keys whose value is a path, and keys whose value is a name or a path (langadapt_tasks.files).
-PATH_KEYS = ("output", "cmmlu_dir", "mt_bench_dir")
+PATH_KEYS = ("output", "cmmlu_dir", "mt_bench_dir", "turkishmmlu_dir")
 PATH_OR_NAME_KEYS = ("data", "model", "tokenizer", "chat_template")
 
 
@@ -358,6 +367,8 @@ def changes(before: dict[str, Any], cfg: TrainConfig) -> list[str]:
     for key in sorted(set(before) | set(now)):
         if key in RUN_KEYS_IGNORED:
             continue
+        if key not in before and key in FIELDS and now[key] == FIELDS[key].default:
+            continue  # a key added after the run started, at its default: nothing changed
         old, new = before.get(key, "(unset)"), now.get(key, "(unset)")
         if key in FIELDS and key in before:
             with contextlib.suppress(ConfigError):  # compare as parsed, e.g. 1e-4 and "1e-4"
@@ -378,17 +389,21 @@ HELP = {
     "target_modules": "comma-separated module names, or all-linear",
     "precision": "auto (bf16 on a GPU that has it, fp16 on other GPUs, fp32 on CPU), bf16, "
     "fp16, fp32",
+    "bnb_4bit_quant_storage": "qlora: dtype holding the packed 4-bit weights: auto (under FSDP "
+    "the compute dtype, fp32 for fp16; else uint8), uint8, bf16, fp16, fp32",
     "max_length": "tokens per sample; longer samples are truncated",
     "packing": "pack samples into max_length rows (no attention across samples)",
     "assistant_only_loss": "compute the loss on assistant tokens only",
     "system_prompt": "system message for rows without one (default: the mix's; '' for none)",
     "max_rows": "use at most this many rows of the mix",
     "heldout": "held-out rows: a count, or a fraction < 1 (default: the mix's)",
-    "decontaminate": "drop rows overlapping CMMLU / MT-Bench questions",
+    "decontaminate": "drop rows overlapping CMMLU / MT-Bench / TurkishMMLU questions",
     "decontam_ngram": "n-gram length for decontamination",
     "cmmlu_dir": "local CMMLU data/ directory (default: $LANGADAPT_CMMLU_DIR, else the Hub)",
     "mt_bench_dir": "local MT-Bench directory with <lang>/question.jsonl "
     "(default: $LANGADAPT_MTBENCH_DIR)",
+    "turkishmmlu_dir": "local TurkishMMLU directory with dev/ and test/ (default: "
+    "$LANGADAPT_TURKISHMMLU_DIR, else the Hub; skipped and noted when neither is there)",
     "report_to": "comma-separated loggers for transformers/TRL (none, wandb, tensorboard, ...)",
     "resume": "continue the run in --output from its newest checkpoint",
 }

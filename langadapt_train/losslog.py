@@ -33,17 +33,22 @@ def _write_all(directory: Path, rows: list[dict[str, Any]]) -> None:
 
 
 class LossLogger(TrainerCallback):
-    """Appends training-loss log entries; on resume, entries after the checkpoint are dropped."""
+    """Appends training-loss log entries; on resume, entries after the checkpoint are dropped.
+
+    With several processes only the main one reads and writes the files (the logged loss is
+    already the mean over processes), one entry per optimizer step of the whole run.
+    """
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self.rows: list[dict[str, Any]] = []
 
     def on_train_begin(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return  # the main process may be rewriting the files
         # state.global_step is the checkpoint's step when resuming, 0 otherwise.
         self.rows = [r for r in read(self.directory) if r["step"] <= state.global_step]
-        if state.is_world_process_zero:
-            _write_all(self.directory, self.rows)
+        _write_all(self.directory, self.rows)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not logs or "loss" not in logs or not state.is_world_process_zero:

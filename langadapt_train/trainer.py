@@ -13,6 +13,7 @@ The output directory holds, when the run has finished:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -66,7 +67,9 @@ def prepare_data(
     spec = mix.resolve(cfg.data)
     index = None
     if cfg.decontaminate:
-        index = build_index(cfg.decontam_ngram, cfg.cmmlu_dir, cfg.mt_bench_dir)
+        index = build_index(
+            cfg.decontam_ngram, cfg.cmmlu_dir, cfg.mt_bench_dir, cfg.turkishmmlu_dir
+        )
     built = mix.build(
         spec, index, system_prompt=cfg.system_prompt, max_rows=cfg.max_rows, heldout=cfg.heldout
     )
@@ -124,6 +127,8 @@ def prepare_data(
             "enabled": cfg.decontaminate,
             "ngram": cfg.decontam_ngram,
             "eval_items": dict(index.sources) if index else {},
+            # Evaluation sets that could not be checked (e.g. TurkishMMLU without its data).
+            "unavailable": dict(index.unavailable) if index else {},
             "dropped": len(built.dropped),
             "report": DECONTAM_REPORT,
         },
@@ -199,8 +204,6 @@ def manifest_changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
 
 
 def _rows_sha256(rows: list[dict[str, list[int]]]) -> str:
-    import hashlib
-
     digest = hashlib.sha256()
     for row in rows:
         digest.update(json.dumps(row, separators=(",", ":")).encode())
@@ -224,27 +227,76 @@ def compute_dtype(precision: str) -> tuple[Any, str]:
     ], precision
 
 
-def load_model(cfg: TrainConfig) -> tuple[Any, Any]:
-    """The model to train and the PEFT config (None for full fine-tuning)."""
-    from peft import LoraConfig, prepare_model_for_kbit_training
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+_DTYPE_NAMES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32", "uint8": "uint8"}
+
+
+def under_fsdp() -> bool:
+    """Launched by ``accelerate launch`` with an FSDP config (the variable transformers reads)."""
+    from accelerate.utils import parse_flag_from_env
+
+    return parse_flag_from_env("ACCELERATE_USE_FSDP")
+
+
+def quant_storage(cfg: TrainConfig, fsdp: bool) -> str:
+    """The dtype that holds QLoRA's packed 4-bit weights (``bf16``, ``fp32``, ``uint8``, ...).
+
+    FSDP shards float tensors only, and all tensors of one FSDP unit must share a dtype, so
+    under FSDP ``auto`` is the compute dtype (fp32 for fp16 compute, as PEFT's FSDP-QLoRA guide
+    advises for stable mixed precision); elsewhere bitsandbytes' own uint8.
+    """
+    if cfg.bnb_4bit_quant_storage != "auto":
+        return cfg.bnb_4bit_quant_storage
+    if not fsdp:
+        return "uint8"
+    _, precision = compute_dtype(cfg.precision)
+    return "fp32" if precision == "fp16" else precision
+
+
+def quantization_config(cfg: TrainConfig, fsdp: bool) -> Any:
+    """The BitsAndBytesConfig of ``method: qlora``: NF4, double quantization."""
+    from transformers import BitsAndBytesConfig
 
     dtype, _ = compute_dtype(cfg.precision)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=dtype,
+        bnb_4bit_quant_storage=_DTYPE_NAMES[quant_storage(cfg, fsdp)],
+    )
+
+
+def load_model(cfg: TrainConfig) -> tuple[Any, Any]:
+    """The model to train and the PEFT config (None for full fine-tuning)."""
+    import torch
+    from accelerate import PartialState
+    from accelerate.utils import DistributedType
+    from peft import LoraConfig, prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM
+
+    dtype, _ = compute_dtype(cfg.precision)
+    fsdp = under_fsdp()
     kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": cfg.trust_remote_code}
     if cfg.method == "qlora":
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=dtype,
-        )
-        if "LOCAL_RANK" in os.environ:  # accelerate launch: one model copy per process
-            kwargs["device_map"] = {"": int(os.environ["LOCAL_RANK"])}
+        bnb = quantization_config(cfg, fsdp)
+        kwargs["quantization_config"] = bnb
+        if fsdp and bnb.bnb_4bit_quant_storage.is_floating_point:
+            # The unquantized weights (norms, embeddings) share FSDP units with the packed
+            # ones: load them in the storage dtype (PEFT's FSDP-QLoRA guide).
+            kwargs["dtype"] = bnb.bnb_4bit_quant_storage
+        state = PartialState()
+        if not fsdp and torch.cuda.is_available() and state.distributed_type != DistributedType.NO:
+            # DDP: every process holds the whole 4-bit model on its own GPU. Under FSDP the
+            # model is loaded without a device map and accelerate shards and places it.
+            kwargs["device_map"] = {"": state.local_process_index}
     model = AutoModelForCausalLM.from_pretrained(cfg.model, **kwargs)
     # No KV cache in training: with one, transformers skips the packed-sequence (block-diagonal)
     # mask that keeps packed samples from attending to each other.
     model.config.use_cache = False
-    if cfg.method == "qlora":
+    if cfg.method == "qlora" and not fsdp:
+        # Under FSDP this is skipped (as TRL did for sharded QLoRA): it casts the norms and
+        # embeddings to fp32, which FSDP cannot flatten together with the packed weights.
+        # Gradient checkpointing and input gradients are then set up by the trainer and TRL.
         model = prepare_model_for_kbit_training(
             model,
             use_gradient_checkpointing=cfg.gradient_checkpointing,
@@ -281,10 +333,15 @@ def keep_adapter_fp32(model: Any) -> None:
 
 
 def sft_config(cfg: TrainConfig, output: Path) -> Any:
+    """TRL's settings. Building them starts the process group under ``accelerate launch``."""
+    import torch
     from trl import SFTConfig
 
     _, precision = compute_dtype(cfg.precision)
     return SFTConfig(
+        # Several processes and no GPU: data parallel on the CPU (gloo). Without this,
+        # transformers would treat each process as a run of its own.
+        use_cpu=int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available(),
         output_dir=str(output / CHECKPOINTS),
         max_length=cfg.max_length,
         packing=cfg.packing,
@@ -313,6 +370,8 @@ def sft_config(cfg: TrainConfig, output: Path) -> Any:
         logging_steps=cfg.logging_steps,
         report_to=cfg.report_to,
         dataloader_num_workers=0,
+        # DDP: every trainable weight (adapter or model) takes part in each step.
+        ddp_find_unused_parameters=False,
     )
 
 
@@ -336,8 +395,28 @@ def _check_same_config(output: Path, cfg: TrainConfig) -> None:
         )
 
 
+def _same_on_every_rank(state: Any, manifest: dict[str, Any]) -> None:
+    """Every process must train on the same data; also the point past which the main process
+    writes, so no process still reads the folder (the resume checks) while it is rewritten."""
+    from accelerate.utils import gather_object
+
+    digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+    digests = gather_object([digest])
+    if len(set(digests)) > 1:
+        raise TrainError(
+            "the processes of this run prepared different training data (data manifest "
+            f"sha256 per process: {digests}); every process must see the same files and settings"
+        )
+
+
 def train(cfg: TrainConfig) -> Path:
-    """Run (or resume) training; returns the output directory."""
+    """Run (or resume) training; returns the output directory.
+
+    Under ``accelerate launch`` every process runs this: each one checks the output folder and
+    prepares the data (the results are compared across processes), and only the main process
+    writes the folder's files; checkpoints and the model are saved by the trainer.
+    """
+    from accelerate import PartialState
     from datasets import Dataset
     from transformers import set_seed
     from trl import SFTTrainer
@@ -346,6 +425,17 @@ def train(cfg: TrainConfig) -> Path:
     checkpoint = check_output(output, cfg.resume)
     if checkpoint is not None:
         _check_same_config(output, cfg)
+    try:
+        args = sft_config(cfg, output)  # starts the process group under accelerate launch
+    except ValueError as err:  # transformers checks optim, lr_scheduler_type, ...
+        keys = [
+            k for k, v in cfg.to_dict().items() if isinstance(v, str) and f"{v} is not" in str(err)
+        ]
+        where = f"config key {keys[0]!r}: " if keys else "the trainer refused the settings: "
+        raise TrainError(where + str(err)) from None
+    state = PartialState()
+    if not state.is_main_process:
+        log.setLevel(logging.WARNING)  # one copy of the run's log, from the main process
     set_seed(cfg.seed)
 
     tokenizer, chosen = load_tokenizer(cfg)
@@ -359,21 +449,16 @@ def train(cfg: TrainConfig) -> Path:
                 f"({MANIFEST}): " + "; ".join(changed[:8]) + ". Resume with the same data, or "
                 "start a new run in another --output"
             )
+    if state.num_processes > 1:
+        _same_on_every_rank(state, manifest)
     log.info(
-        "training rows: %d (%d tokens, %d in the loss)",
+        "training rows: %d (%d tokens, %d in the loss); %d process(es)",
         len(rows),
         manifest["tokenized"]["tokens"],
         manifest["tokenized"]["loss_tokens"],
+        state.num_processes,
     )
 
-    try:
-        args = sft_config(cfg, output)
-    except ValueError as err:  # transformers checks optim, lr_scheduler_type, ...
-        keys = [
-            k for k, v in cfg.to_dict().items() if isinstance(v, str) and f"{v} is not" in str(err)
-        ]
-        where = f"config key {keys[0]!r}: " if keys else "the trainer refused the settings: "
-        raise TrainError(where + str(err)) from None
     model, peft_config = load_model(cfg)
     trainer = SFTTrainer(
         model=model,
@@ -383,9 +468,9 @@ def train(cfg: TrainConfig) -> Path:
         peft_config=peft_config,
         callbacks=[losslog.LossLogger(output)],
     )
-    # Every check has passed: only now is the output folder written.
-    output.mkdir(parents=True, exist_ok=True)
-    if trainer.is_world_process_zero():
+    # Every check has passed: only now is the output folder written, by the main process.
+    if state.is_main_process:
+        output.mkdir(parents=True, exist_ok=True)
         cfg.save(output)
         write_records(output, manifest, records)
     if cfg.method != "full":
@@ -394,8 +479,12 @@ def train(cfg: TrainConfig) -> Path:
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
 
     trainer.model.config.use_cache = True  # for inference from the saved model
-    trainer.save_model(str(output))  # only the main process writes (accelerate launch)
-    if not trainer.is_world_process_zero():
+    if trainer.is_fsdp_enabled:
+        # Checkpoints are sharded; the final adapter is gathered into one file that loads
+        # without FSDP (PEFT's FSDP guide).
+        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
+    trainer.save_model(str(output))  # every process takes part; the main one writes
+    if not state.is_main_process:
         return output
     tokenizer.save_pretrained(str(output))  # carries the chat template used for training
     losslog.plot(
@@ -406,6 +495,7 @@ def train(cfg: TrainConfig) -> Path:
     done = {
         "global_step": trainer.state.global_step,
         "train_loss": result.training_loss,
+        "processes": state.num_processes,
         "resumed_from": checkpoint.name if checkpoint else None,
         "seconds": round(time.time() - started, 1),
         "metrics": result.metrics,

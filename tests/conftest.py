@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from judge_server import JudgeServer, Reply
 
 REPO = Path(__file__).resolve().parent.parent
 # Public data sets, kept beside the checkout (see README, "Data sources").
@@ -90,6 +94,60 @@ def task_manager(model_args: str = "", **metadata: object):
     return TaskManager(include_path=str(task_dir()), include_defaults=False, metadata=meta)
 
 
+# Three small whole CMMLU subjects (the smallest by 5-shot prompt tokens: 334 questions,
+# about 204k tokens), scored once per session with lm-eval's ``hf`` backend.
+CMMLU_WHOLE_SUBJECTS = ("philosophy", "college_engineering_hydrology", "logical")
+
+
+@dataclass
+class HFRun:
+    """One ``lm_eval.simple_evaluate`` run of the ``hf`` backend, with its samples and the
+    last-position logits of every batch-of-one forward pass it made (keyed by input ids)."""
+
+    out: dict[str, Any]
+    lm: Any
+    seen: dict[tuple[int, ...], Any]
+    passes: list[int]  # the batch size of each forward pass, in order
+
+
+def record_forward_passes(model) -> tuple[dict[tuple[int, ...], Any], list[int], Any]:
+    """Input ids -> last-position logits of every batch-of-one forward pass of ``model``,
+    and the batch size of every pass."""
+    seen: dict[tuple[int, ...], Any] = {}
+    passes: list[int] = []
+
+    def hook(module, args, kwargs, output) -> None:
+        ids = args[0] if args else kwargs["input_ids"]
+        passes.append(ids.shape[0])
+        if ids.shape[0] == 1:
+            seen[tuple(ids[0].tolist())] = output.logits[0, -1, :].detach().clone()
+
+    return seen, passes, model.register_forward_hook(hook, with_kwargs=True)
+
+
+@pytest.fixture(scope="session")
+def cmmlu_hf_run(cmmlu_dir: Path, smollm2_dir: Path) -> HFRun:
+    """``cmmlu_langadapt_<subject>`` (5-shot) for ``CMMLU_WHOLE_SUBJECTS`` on SmolLM2 in fp32,
+    ``hf`` backend, batch 1: the one slow run that CMMLU's reference and the shared-prefix
+    backend are both compared with."""
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+
+    lm = HFLM(pretrained=str(smollm2_dir), batch_size=1, device="cpu")
+    seen, passes, handle = record_forward_passes(lm.model)
+    metadata = {"cmmlu_dir": str(cmmlu_dir), "pretrained": str(smollm2_dir)}
+    try:
+        out = lm_eval.simple_evaluate(
+            model=lm,
+            tasks=[f"cmmlu_langadapt_{s}" for s in CMMLU_WHOLE_SUBJECTS],
+            task_manager=task_manager(**metadata),
+            log_samples=True,
+        )
+    finally:
+        handle.remove()
+    return HFRun(out=out, lm=lm, seen=seen, passes=passes)
+
+
 def lm_eval_bin() -> str:
     """The real ``lm_eval`` console script of this interpreter's environment."""
     candidate = Path(sys.executable).parent / "lm_eval"
@@ -107,3 +165,90 @@ def run_cli(
         f"$ {' '.join(args)}\n--- stdout\n{proc.stdout[-6000:]}\n--- stderr\n{proc.stderr[-6000:]}"
     )
     return proc
+
+
+# The tasks of the two shared CLI runs: CMMLU (the whole group for the adapter, Humanities
+# for the base model) and one judged MT-Bench category per shipped language.
+CLI_MTBENCH_TASKS = "mtbench_langadapt_zh_writing,mtbench_langadapt_tr_math"
+CLI_ADAPTER = "zh-r4"
+
+
+@pytest.fixture(scope="session")
+def lora_adapter(smollm2_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny LoRA adapter (r4 on q/v) with non-zero weights, so it changes the outputs."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(smollm2_dir)
+    config = LoraConfig(
+        r=4,
+        lora_alpha=16,
+        target_modules=["q_proj", "v_proj"],
+        init_lora_weights=False,
+        task_type="CAUSAL_LM",
+    )
+    out = tmp_path_factory.mktemp("adapter") / CLI_ADAPTER
+    get_peft_model(model, config).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def cli_runs(
+    smollm2_dir: Path,
+    lora_adapter: Path,
+    cmmlu_dir: Path,
+    mt_bench_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, Path]:
+    """Two real ``lm_eval`` CLI runs, shared by the CLI, metadata and report tests (each CLI
+    start indexes all of lm-eval's tasks): ``base`` (SmolLM2; CMMLU Humanities with its data
+    folder given only by ``--metadata cmmlu_dir``) and ``lora`` (SmolLM2 + the adapter; the
+    whole ``cmmlu_langadapt`` group from ``LANGADAPT_CMMLU_DIR``); both with MT-Bench zh
+    writing and tr math judged by a loopback server (replies 4, 4, 2, ...), ``--limit 1``,
+    0-shot, 8 new tokens, samples logged. Values: the ``--output_path`` folders; the
+    processes' stdout is saved beside them as ``<label>.stdout.txt``."""
+    root = tmp_path_factory.mktemp("cli_runs")
+    server = JudgeServer().start()
+    server.responder = lambda body, n: Reply("4" if n % 3 else "2")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LANGADAPT_"))}
+    env.update(
+        OPENAI_API_KEY="sk-test",
+        OPENAI_BASE_URL=server.base_url,
+        LANGADAPT_MTBENCH_DIR=str(mt_bench_dir),
+        LANGADAPT_JUDGE_CACHE=str(root / "cache.sqlite"),
+        # A session fixture runs outside the per-test homes: its own, never ~/.cache.
+        LANGADAPT_HOME=str(root / "home"),
+        XDG_CACHE_HOME=str(root / "cache"),
+        HF_HUB_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+    )
+    plans = {
+        "base": (
+            f"pretrained={smollm2_dir}",
+            f"cmmlu_langadapt_humanities,{CLI_MTBENCH_TASKS}",
+            ["--metadata", json.dumps({"cmmlu_dir": str(cmmlu_dir)})],
+            {},
+        ),
+        "lora": (
+            f"pretrained={smollm2_dir},peft={lora_adapter}",
+            f"cmmlu_langadapt,{CLI_MTBENCH_TASKS}",
+            [],
+            {"LANGADAPT_CMMLU_DIR": str(cmmlu_dir)},
+        ),
+    }
+    out: dict[str, Path] = {}
+    try:
+        for label, (model_args, tasks, extra, extra_env) in plans.items():
+            out[label] = root / label
+            args = [lm_eval_bin(), "--model", "hf", "--model_args", model_args]
+            args += ["--tasks", tasks, "--limit", "1", "--num_fewshot", "0", "--batch_size", "1"]
+            args += ["--gen_kwargs", "max_gen_toks=8", "--log_samples"]
+            args += ["--output_path", str(out[label]), *extra]
+            proc = run_cli(args, env={**env, **extra_env}, timeout=600)
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            (root / f"{label}.stdout.txt").write_text(proc.stdout, encoding="utf-8")
+    finally:
+        server.stop()
+    return out

@@ -4,9 +4,10 @@ Layers (docs/architecture.md), lowest first; a module may import its own layer o
 
 0. common: ``paths``, ``files``
 1. data and specs: ``cmmlu.data``/``subjects``, ``mtbench.data``/``fidelity``,
-   ``languages``, ``eval_questions``, ``scoring``
+   ``turkishmmlu.data``/``subjects``, ``languages``, ``eval_questions``, ``scoring``
 2. judge
-3. lm-eval hooks (``cmmlu.hooks``, ``mtbench.hooks``/``output``) and generators (``generate``)
+3. lm-eval hooks (``cmmlu.hooks``, ``mtbench.hooks``/``output``, ``turkishmmlu.hooks``), the
+   shared-prefix model backend (``backend``) and generators (``generate``)
 4. report, and the trainer (``langadapt_train``)
 5. study
 6. CLI
@@ -34,6 +35,8 @@ LAYERS: dict[str, int] = {
     "langadapt_tasks.cmmlu.subjects": 1,
     "langadapt_tasks.mtbench.data": 1,
     "langadapt_tasks.mtbench.fidelity": 1,
+    "langadapt_tasks.turkishmmlu.data": 1,
+    "langadapt_tasks.turkishmmlu.subjects": 1,
     "langadapt_tasks.languages": 1,
     "langadapt_tasks.eval_questions": 1,
     "langadapt_tasks.scoring": 1,
@@ -41,6 +44,8 @@ LAYERS: dict[str, int] = {
     "langadapt_tasks.cmmlu.hooks": 3,
     "langadapt_tasks.mtbench.hooks": 3,
     "langadapt_tasks.mtbench.output": 3,
+    "langadapt_tasks.turkishmmlu.hooks": 3,
+    "langadapt_tasks.backend": 3,
     "langadapt_tasks.generate": 3,
     "langadapt_tasks.report": 4,
     "langadapt_train": 4,
@@ -233,6 +238,8 @@ def loaded_after_import(statement: str) -> list[str]:
         ("import langadapt_tasks.cli", []),
         ("from langadapt_tasks.cli import main; main(['path'])", []),
         ("import langadapt_train.outputs, langadapt_train.config", []),
+        # Imported at every interpreter start by the .pth file that registers langadapt-hf.
+        ("import langadapt_tasks.backend.autoregister", []),
     ],
 )
 def test_light_modules_load_no_heavy_library(statement: str, allowed: list[str]) -> None:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 
 import pytest
-from conftest import lm_eval_bin, run_cli, task_manager
+from conftest import CMMLU_WHOLE_SUBJECTS, HFRun, lm_eval_bin, run_cli
 
 from langadapt_tasks.cmmlu.subjects import CATEGORIES
 from langadapt_tasks.scoring import format_views, load_results
@@ -16,75 +15,28 @@ from langadapt_tasks.scoring import format_views, load_results
 GROUP = "cmmlu_langadapt"
 
 
-@pytest.fixture(scope="module")
-def lora_adapter(smollm2_dir: Path, tmp_path_factory) -> Path:
-    """A tiny LoRA adapter with non-zero weights, so it changes the model's outputs."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
+def test_one_forward_pass_per_question(cmmlu_hf_run: HFRun, cmmlu_dir: Path) -> None:
+    """Four choices, one token each, after a shared 5-shot context: lm-eval's ``hf`` backend
+    makes one batch-of-one forward pass per distinct question (three whole subjects; a
+    question asked twice in a subject has the same prompt, and lm-eval runs it once)."""
+    import pandas as pd
 
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(smollm2_dir)
-    config = LoraConfig(
-        r=4,
-        lora_alpha=16,
-        target_modules=["q_proj", "v_proj"],
-        init_lora_weights=False,
-        task_type="CAUSAL_LM",
-    )
-    out = tmp_path_factory.mktemp("adapter")
-    get_peft_model(model, config).save_pretrained(out)
-    return out
-
-
-def test_one_forward_pass_per_question(smollm2_dir: Path, cmmlu_env) -> None:
-    import lm_eval
-    import torch
-    from lm_eval.models.huggingface import HFLM
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    lm = HFLM(pretrained=str(smollm2_dir), batch_size=1, device=device)
-    calls = []
-    lm.model.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
-    tasks = [f"{GROUP}_arts", f"{GROUP}_virology", f"{GROUP}_chinese_history"]
-    manager = task_manager(cmmlu_dir=os.environ["LANGADAPT_CMMLU_DIR"])
-    results = lm_eval.simple_evaluate(model=lm, tasks=tasks, limit=2, task_manager=manager)
-    assert set(results["samples"]) == set(tasks)
-    questions = sum(len(results["samples"][t]) for t in tasks)
-    assert questions == 6
-    # Four choices, one token each after a shared 5-shot context: one pass per question.
-    assert len(calls) == questions
-    assert sum(calls) == questions
+    tasks = [f"{GROUP}_{s}" for s in CMMLU_WHOLE_SUBJECTS]
+    assert set(cmmlu_hf_run.out["samples"]) == set(tasks)
+    questions = sum(len(cmmlu_hf_run.out["samples"][t]) for t in tasks)
+    assert questions == 105 + 106 + 123  # the test rows of the three CSV files
+    distinct = 0
+    for subject in CMMLU_WHOLE_SUBJECTS:
+        rows = pd.read_csv(cmmlu_dir / "test" / f"{subject}.csv", header=0, index_col=0)
+        distinct += len(rows[["Question", "A", "B", "C", "D"]].drop_duplicates())
+    assert distinct == questions - 1  # logical repeats one question
+    assert cmmlu_hf_run.passes == [1] * distinct
 
 
 def _samples(out: Path, task: str) -> list[dict]:
     files = sorted(out.rglob(f"samples_{task}_*.jsonl"))
     assert files, f"no samples file for {task} under {out}"
     return [json.loads(line) for line in files[-1].read_text(encoding="utf-8").splitlines()]
-
-
-def _lm_eval(model_args: str, tasks: str, out: Path, env: dict[str, str]):
-    return run_cli(
-        [
-            lm_eval_bin(),
-            "--model",
-            "hf",
-            "--model_args",
-            model_args,
-            "--tasks",
-            tasks,
-            "--limit",
-            "1",
-            "--num_fewshot",
-            "1",
-            "--batch_size",
-            "1",
-            "--log_samples",
-            "--output_path",
-            str(out),
-        ],
-        env=env,
-    )
 
 
 def _logged_acc(sample: dict) -> float:
@@ -96,18 +48,16 @@ def _logged_acc(sample: dict) -> float:
 
 
 def test_cli_with_and_without_lora(
-    smollm2_dir: Path, lora_adapter: Path, cmmlu_env, cmmlu_dir: Path, tmp_path: Path
+    cli_runs: dict[str, Path], lora_adapter: Path, cmmlu_dir: Path, tmp_path: Path
 ) -> None:
-    proc = _lm_eval(
-        f"pretrained={smollm2_dir},peft={lora_adapter}", GROUP, tmp_path / "lora", cmmlu_env
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    """The shared ``lm_eval`` CLI run of the whole group with a LoRA adapter (``--limit 1``)."""
+    stdout = (cli_runs["lora"].parent / "lora.stdout.txt").read_text(encoding="utf-8")
     # lm-eval's printed group table lists the group and its five categories.
     for category in CATEGORIES:
-        assert f" - {category}" in proc.stdout
-    assert f"|{GROUP}" in proc.stdout.replace(" ", "")
+        assert f" - {category}" in stdout
+    assert f"|{GROUP}" in stdout.replace(" ", "")
 
-    results = load_results(tmp_path / "lora")
+    results = load_results(cli_runs["lora"])
     assert str(lora_adapter) in str(results["config"]["model_args"])
     table = results["results"]
     # Each category's acc is the size-weighted mean over its subjects' logged samples
@@ -118,7 +68,7 @@ def test_cli_with_and_without_lora(
             members.setdefault(row["partition_category"], []).append(row["subject"])
     assert set(members) == set(CATEGORIES)
     for category in CATEGORIES:
-        logged = [s for n in members[category] for s in _samples(tmp_path / "lora", f"{GROUP}_{n}")]
+        logged = [s for n in members[category] for s in _samples(cli_runs["lora"], f"{GROUP}_{n}")]
         assert len(logged) == len(members[category])
         for sample in logged:
             assert sample["acc"] == _logged_acc(sample)
@@ -132,12 +82,10 @@ def test_cli_with_and_without_lora(
     assert set(views["lm_eval"]) == {*CATEGORIES, "average"}
     assert views["leaderboard"]["average"]["subjects"] == 67
 
-    # The same question without the adapter: the answer log-likelihoods differ.
+    # The same question without the adapter (the base run): the log-likelihoods differ.
     task = f"{GROUP}_arts"
-    proc = _lm_eval(f"pretrained={smollm2_dir}", task, tmp_path / "base", cmmlu_env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    base = [r[0] for r in _samples(tmp_path / "base", task)[0]["resps"]]
-    lora = [r[0] for r in _samples(tmp_path / "lora", task)[0]["resps"]]
+    base = [r[0] for r in _samples(cli_runs["base"], task)[0]["resps"]]
+    lora = [r[0] for r in _samples(cli_runs["lora"], task)[0]["resps"]]
     assert len(base) == len(lora) == 4
     assert base != lora
 
@@ -164,30 +112,11 @@ def test_cli_fails_before_evaluating_without_data(smollm2_dir: Path, cmmlu_env) 
     assert "Running loglikelihood requests" not in proc.stderr
 
 
-def test_cli_metadata_selects_local_dir(
-    smollm2_dir: Path, cmmlu_dir: Path, cmmlu_env, tmp_path: Path
-) -> None:
-    env = {k: v for k, v in cmmlu_env.items() if k != "LANGADAPT_CMMLU_DIR"}
-    env["HF_HUB_OFFLINE"] = "1"
-    proc = run_cli(
-        [
-            lm_eval_bin(),
-            "--model",
-            "hf",
-            "--model_args",
-            f"pretrained={smollm2_dir}",
-            "--tasks",
-            f"{GROUP}_humanities",
-            "--limit",
-            "1",
-            "--num_fewshot",
-            "0",
-            "--metadata",
-            json.dumps({"cmmlu_dir": str(cmmlu_dir)}),
-            "--output_path",
-            str(tmp_path),
-        ],
-        env=env,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "world_religions" in proc.stdout
+def test_cli_metadata_selects_local_dir(cli_runs: dict[str, Path], cmmlu_dir: Path) -> None:
+    """The shared base run had no ``LANGADAPT_CMMLU_DIR`` and no Hub: only
+    ``--metadata '{"cmmlu_dir": ...}'`` told it where the data is."""
+    stdout = (cli_runs["base"].parent / "base.stdout.txt").read_text(encoding="utf-8")
+    assert "world_religions" in stdout
+    results = load_results(cli_runs["base"])
+    # lm-eval records the task metadata it was given in each task's config.
+    assert results["configs"][f"{GROUP}_arts"]["metadata"]["cmmlu_dir"] == str(cmmlu_dir)

@@ -12,11 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import task_manager
+from conftest import CMMLU_WHOLE_SUBJECTS, HFRun, task_manager
 
 CHOICES = ["A", "B", "C", "D"]
-# Two small whole subjects (test rows from CMMLU's data; dev rows are the shots).
-SUBJECTS = ["philosophy", "college_engineering_hydrology"]
 
 
 # --- CMMLU's src/mp_utils.py, transcribed -------------------------------------------------
@@ -97,18 +95,6 @@ def reference_predictions(model, tokenizer, prompts: list[str], seen=None) -> li
     return preds
 
 
-def record_forward_passes(model) -> tuple[dict[tuple[int, ...], object], object]:
-    """Input ids -> last-position logits of every batch-of-one forward pass of ``model``."""
-    seen: dict[tuple[int, ...], object] = {}
-
-    def hook(module, args, kwargs, output) -> None:
-        ids = args[0] if args else kwargs["input_ids"]
-        if ids.shape[0] == 1:
-            seen[tuple(ids[0].tolist())] = output.logits[0, -1, :].detach().clone()
-
-    return seen, model.register_forward_hook(hook, with_kwargs=True)
-
-
 @pytest.fixture(scope="module")
 def tokenizer(smollm2_dir: Path):
     from transformers import AutoTokenizer
@@ -169,34 +155,23 @@ def test_num_fewshot_override_drops_from_the_first_n(
     assert [task.fewshot_context(doc=d, num_fewshot=3) for d in docs] == expected
 
 
-def test_predictions_equal_cmmlu_eval_on_two_whole_subjects(
-    cmmlu_dir: Path, smollm2_dir: Path, tokenizer
+def test_predictions_equal_cmmlu_eval_on_three_whole_subjects(
+    cmmlu_dir: Path, cmmlu_hf_run: HFRun, tokenizer
 ) -> None:
     """lm_eval with cmmlu_langadapt (5-shot default, ``hf`` backend) vs CMMLU's eval(),
-    question by question, on two whole subjects (the two smallest by prompt tokens: 211
-    questions, about 130k tokens).
+    question by question, on three whole subjects (the smallest by prompt tokens: 334
+    questions, about 204k tokens).
 
     Both sides use one model instance: lm-eval's. Its forward passes are recorded. The
     reference reuses a recorded pass only when its own input ids are identical. It
     recomputes the first question of each subject to show that the reuse changes nothing.
     """
-    import lm_eval
     import numpy as np
     import torch
-    from lm_eval.models.huggingface import HFLM
 
-    lm = HFLM(pretrained=str(smollm2_dir), batch_size=1, device="cpu")
-    seen, handle = record_forward_passes(lm.model)
-    tasks = [f"cmmlu_langadapt_{s}" for s in SUBJECTS]
-    metadata = {"cmmlu_dir": str(cmmlu_dir), "pretrained": str(smollm2_dir)}
-    out = lm_eval.simple_evaluate(
-        model=lm, tasks=tasks, task_manager=task_manager(**metadata), log_samples=True
-    )
-    handle.remove()
-    model = lm.model
-
+    out, model, seen = cmmlu_hf_run.out, cmmlu_hf_run.lm.model, cmmlu_hf_run.seen
     agree = total = reused = 0
-    for subject in SUBJECTS:
+    for subject in CMMLU_WHOLE_SUBJECTS:
         samples = sorted(out["samples"][f"cmmlu_langadapt_{subject}"], key=lambda s: s["doc_id"])
         prompts, answers = reference_prompts(cmmlu_dir, subject, tokenizer)
         assert len(samples) == len(prompts) == len(answers)  # the whole subject
@@ -217,6 +192,8 @@ def test_predictions_equal_cmmlu_eval_on_two_whole_subjects(
         acc = np.mean([p == a for p, a in zip(theirs, answers, strict=True)])
         assert out["results"][f"cmmlu_langadapt_{subject}"]["acc,none"] == pytest.approx(acc)
         assert ours == theirs, f"{subject}: predictions differ"
-    print(f"CMMLU agreement: {len(SUBJECTS)} subjects, {total} questions, {agree}/{total}")
-    # Each question was one forward pass on exactly the reference's input ids.
-    assert (total, reused) == (105 + 106, 105 + 106)
+    n = len(CMMLU_WHOLE_SUBJECTS)
+    print(f"CMMLU agreement: {n} subjects, {total} questions, {agree}/{total}")
+    # Each question was one forward pass on exactly the reference's input ids (the test
+    # rows of the three CSV files: 105 + 106 + 123).
+    assert (total, reused) == (105 + 106 + 123, 105 + 106 + 123)

@@ -106,7 +106,8 @@ def test_shipped_languages_are_specs() -> None:
     assert set(specs) == {"zh", "tr"}
     assert specs["zh"].system_prompt == "你是一个乐于助人的助手,用中文回答问题,字数不超过300字"
     assert specs["zh"].fidelity == "han" and specs["zh"].multiple_choice == "cmmlu_langadapt"
-    assert specs["zh"].mc_task == "cmmlu_langadapt" and specs["tr"].mc_task is None
+    assert specs["zh"].mc_task == "cmmlu_langadapt"
+    assert specs["tr"].mc_task == "turkishmmlu_langadapt"
     shipped = Path(language_spec.__file__).resolve().parent.parent / "data"
     assert specs["tr"].file == shipped / "mt_bench" / "tr" / "question.jsonl"
     assert specs["tr"].file.is_file()  # a shipped file: missing is a packaging bug
@@ -214,10 +215,17 @@ def test_multiple_choice_mapping_generates_a_task(
 
 def test_multiple_choice_task_name_generates_nothing(tmp_path: Path) -> None:
     spec = make_language(tmp_path / "pirate")
+    # First the mapping form: the language's own task is written ...
+    tasks = tmp_path / "tasks"
+    assert (tasks / "mc_langadapt_pir.yaml") in write_language(spec, tasks)
+    (tasks / "mc_langadapt_pirx.yaml").write_text("task: another_language\n", encoding="utf-8")
     data = {**json.loads(spec.read_text(encoding="utf-8")), "multiple_choice": "pirate_trivia"}
     spec.write_text(json.dumps(data), encoding="utf-8")
     assert parse_spec(spec).mc_task == "pirate_trivia"
-    written = write_language(spec, tmp_path / "tasks")
+    written = write_language(spec, tasks)
+    # ... and removed when the spec names an lm-eval task instead; other files stay.
+    assert not (tasks / "mc_langadapt_pir.yaml").exists()
+    assert (tasks / "mc_langadapt_pirx.yaml").exists()
     # The MT-Bench tasks of the questions' categories, turn 1 and 2, and no mc_ task.
     categories = {q["category"] for q in QUESTIONS}
     expected = {"_mtbench_turn1_yaml", "_mtbench_turn2_yaml"}
@@ -282,7 +290,6 @@ def test_a_made_up_language_runs_through_lm_eval(smollm2_dir: Path, tmp_path: Pa
             "XDG_CACHE_HOME": str(tmp_path / "cache"),
             "HF_HUB_OFFLINE": "1",
             "HF_DATASETS_CACHE": str(tmp_path / "datasets"),
-            "OMP_NUM_THREADS": "1",
             "TOKENIZERS_PARALLELISM": "false",
         }
         out = tmp_path / "out"

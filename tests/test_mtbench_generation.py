@@ -141,7 +141,6 @@ def _run_writing(model: Path, out: Path, mt_bench_dir: Path, gen_kwargs: str) ->
         "LANGADAPT_HOME": str(out / "home"),
         "HF_HUB_OFFLINE": "1",
         "HF_DATASETS_CACHE": str(out / "datasets"),
-        "OMP_NUM_THREADS": "1",
         "TOKENIZERS_PARALLELISM": "false",
     }
     metadata = json.dumps({"judge": "off", "mtbench_dir": str(mt_bench_dir)})

@@ -37,7 +37,6 @@ def clean_env(**extra: str) -> dict[str, str]:
         HF_HUB_OFFLINE="1",
         HF_DATASETS_OFFLINE="1",
         TRANSFORMERS_OFFLINE="1",
-        OMP_NUM_THREADS="1",
         TOKENIZERS_PARALLELISM="false",
     )
     env.update(extra)

@@ -4,82 +4,26 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import lm_eval_bin, run_cli
-from judge_server import JudgeServer, Reply
+from conftest import CLI_ADAPTER, run_cli
 
 from langadapt_tasks.cli import main
 from langadapt_tasks.judge.rubrics import SCALES
 from langadapt_tasks.report import build_report
 from langadapt_tasks.report.inputs import model_name
 
-TASKS = "cmmlu_langadapt_humanities,mtbench_langadapt_zh_writing,mtbench_langadapt_tr_math"
 BASE = "SmolLM2-135M-Instruct"
-LORA = f"{BASE} + zh-r4"
+LORA = f"{BASE} + {CLI_ADAPTER}"
 
 
-@pytest.fixture(scope="module")
-def runs(
-    smollm2_dir: Path, cmmlu_dir: Path, mt_bench_dir: Path, tmp_path_factory
-) -> Iterator[dict[str, Path]]:
-    """lm_eval output folders of the base model and of the base model with a LoRA adapter."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    root = tmp_path_factory.mktemp("report")
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(smollm2_dir)
-    config = LoraConfig(
-        r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False
-    )
-    adapter = root / "zh-r4"
-    get_peft_model(model, config).save_pretrained(adapter)
-    server = JudgeServer().start()
-    server.responder = lambda body, n: Reply("4" if n % 3 else "2")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LANGADAPT_"))}
-    env.update(
-        OPENAI_API_KEY="sk-test",
-        OPENAI_BASE_URL=server.base_url,
-        LANGADAPT_CMMLU_DIR=str(cmmlu_dir),
-        LANGADAPT_MTBENCH_DIR=str(mt_bench_dir),
-        LANGADAPT_JUDGE_CACHE=str(root / "cache.sqlite"),
-        # A module fixture runs before the per-test home is set: its own, never ~/.cache.
-        LANGADAPT_HOME=str(root / "home"),
-        XDG_CACHE_HOME=str(root / "cache"),
-        HF_HUB_OFFLINE="1",
-        OMP_NUM_THREADS="1",
-        TOKENIZERS_PARALLELISM="false",
-    )
-    out = {}
-    try:
-        for label, extra in (("base", ""), ("lora", f",peft={adapter}")):
-            out[label] = root / label
-            args = [
-                lm_eval_bin(),
-                "--model",
-                "hf",
-                "--model_args",
-                f"pretrained={smollm2_dir}{extra}",
-            ]
-            args += ["--tasks", TASKS, "--limit", "1", "--num_fewshot", "0", "--batch_size", "1"]
-            args += [
-                "--gen_kwargs",
-                "max_gen_toks=8",
-                "--log_samples",
-                "--output_path",
-                str(out[label]),
-            ]
-            proc = run_cli(args, env=env, timeout=600)
-            assert proc.returncode == 0, proc.stderr[-3000:]
-        yield out
-    finally:
-        server.stop()
+@pytest.fixture
+def runs(cli_runs: dict[str, Path]) -> dict[str, Path]:
+    """lm_eval output folders of the base model (CMMLU Humanities) and of the base model with
+    a LoRA adapter (the whole CMMLU group), both with MT-Bench zh writing and tr math."""
+    return cli_runs
 
 
 pytestmark = pytest.mark.slow
@@ -108,8 +52,8 @@ def test_report_of_base_and_adapter(runs: dict[str, Path], cmmlu_dir: Path, tmp_
     # Models named from their model args: base, and base + adapter folder.
     assert f"| {BASE} |" in md and f"| {LORA} |" in md
     assert "lm-eval groups — size-weighted" in md and "leaderboard — unweighted" in md
-    # Only Humanities ran: the other categories are empty, and the leaderboard's
-    # Humanities (which also counts China-specific subjects) is marked partial.
+    # The base model ran Humanities only: its other categories are empty, and its
+    # leaderboard Humanities (which also counts China-specific subjects) is marked partial.
     assert "| – |" in md and "(11/" in md
     low, high = SCALES["paper"]  # the rubric's own scale
     assert f"MT-Bench, language zh — judge scale {low:g}–{high:g}" in md
@@ -177,7 +121,7 @@ def test_bad_inputs_are_explained(runs: dict[str, Path], tmp_path: Path, capsys)
     # Nothing usable: an error that lists why, not a traceback.
     assert main(["report", str(other), str(broken), "--out", str(tmp_path / "r0")]) == 2
     err = capsys.readouterr().err
-    assert "no CMMLU, MT-Bench or multiple-choice results" in err and "arc_easy" in err
+    assert "no CMMLU, TurkishMMLU, MT-Bench or multiple-choice results" in err and "arc_easy" in err
     assert main(["report", str(runs["base"]), "--baseline", "nope", "--out", str(tmp_path)]) == 2
     assert f"none of the models: {BASE}" in capsys.readouterr().err
     assert main(["report", str(runs["base"]), "--name", "a", "--name", "b"]) == 2

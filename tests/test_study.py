@@ -168,7 +168,6 @@ def test_study_runs_and_a_second_run_redoes_nothing(
         LANGADAPT_CMMLU_DIR=str(cmmlu_dir),
         LANGADAPT_MTBENCH_DIR=str(mt_bench_dir),
         HF_HUB_OFFLINE="1",
-        OMP_NUM_THREADS="1",
         TOKENIZERS_PARALLELISM="false",
     )
     study = ["langadapt", "study", "--config", str(config)]

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from langadapt_tasks.study.config import ModelSpec, StudyConfigError, load
-from langadapt_tasks.study.run import _lm_eval, environment, eval_runs
+from langadapt_tasks.study.engines import EngineError
+from langadapt_tasks.study.run import environment, eval_runs, lm_eval_command
 
 
 @pytest.fixture(autouse=True)
@@ -198,7 +199,7 @@ def test_num_fewshot_never_reaches_mtbench(tmp_path: Path) -> None:
         ("turn2", ["mtbench_langadapt_zh_mt", "mtbench_langadapt_tr_mt_math"], None),
     ]
     for run in runs:
-        args = _lm_eval(cfg, model, run)
+        args = lm_eval_command(cfg, model, run)
         has_shots = "--num_fewshot" in args
         assert has_shots == (run.name == "main")
         if has_shots:
@@ -207,7 +208,79 @@ def test_num_fewshot_never_reaches_mtbench(tmp_path: Path) -> None:
     # MT-Bench alone: one run, without --num_fewshot.
     cfg = load(config(tmp_path, evaluate={"tasks": ["mtbench_langadapt_zh"], "num_fewshot": 5}))
     (run,) = eval_runs(cfg, "base")
-    assert "--num_fewshot" not in _lm_eval(cfg, model, run)
+    assert "--num_fewshot" not in lm_eval_command(cfg, model, run)
     # Nor through lm_eval_args.
     with pytest.raises(StudyConfigError, match=r"--num_fewshot is set by the study"):
         load(config(tmp_path, evaluate={"lm_eval_args": ["--num_fewshot", "3"]}))
+
+
+def _adapter(folder: Path, r: int, rank_pattern: dict[str, int] | None = None) -> Path:
+    folder.mkdir(parents=True)
+    config = {"peft_type": "LORA", "r": r, "rank_pattern": rank_pattern or {}}
+    (folder / "adapter_config.json").write_text(json.dumps(config), encoding="utf-8")
+    return folder
+
+
+def _backend(args: list[str]) -> tuple[str, str]:
+    return args[args.index("--model") + 1], args[args.index("--model_args") + 1]
+
+
+def test_engine_picks_the_backend_per_run(tmp_path: Path) -> None:
+    tasks = ["cmmlu_langadapt_arts", "mtbench_langadapt_zh_writing"]
+    adapter = _adapter(tmp_path / "zh-r8", 8)
+    model = ModelSpec("zh-r8", "org/m", str(adapter))
+    # Default: the multiple-choice run through langadapt-hf, MT-Bench (generation) through hf.
+    cfg = load(config(tmp_path, evaluate={"tasks": tasks, "num_fewshot": 5}))
+    main, mt = eval_runs(cfg, "zh-r8")
+    assert Path(lm_eval_command(cfg, model, main)[0]).name == "lm_eval"
+    peft = f"pretrained=org/m,peft={adapter}"
+    assert _backend(lm_eval_command(cfg, model, main)) == ("langadapt-hf", peft)
+    assert _backend(lm_eval_command(cfg, model, mt)) == ("hf", peft)
+    # shared_prefix off: hf everywhere.
+    evaluate = {"tasks": tasks, "num_fewshot": 5, "shared_prefix": False}
+    off = load(config(tmp_path, evaluate=evaluate))
+    assert _backend(lm_eval_command(off, model, eval_runs(off, "zh-r8")[0]))[0] == "hf"
+    # processes: lm-eval's data parallel under accelerate launch.
+    two = load(config(tmp_path, evaluate={"tasks": tasks, "processes": 2}))
+    (run,) = eval_runs(two, "zh-r8")
+    args = lm_eval_command(two, model, run)
+    assert Path(args[0]).name == "accelerate"
+    assert args[1:6] == ["launch", "--num_processes", "2", "-m", "lm_eval"]
+    assert _backend(args)[0] == "langadapt-hf"
+
+
+def test_vllm_gets_the_adapter_as_a_lora_request_with_its_rank(tmp_path: Path) -> None:
+    """lm-eval's vllm model takes ``lora_local_path`` and ``max_lora_rank`` (default 16);
+    vLLM accepts only the slots (8, 16, 32, 64, 128, 256, 320, 512) of its LoRAConfig."""
+    evaluate = {"tasks": ["cmmlu_langadapt_arts"], "engine": "vllm"}
+    evaluate["engine_args"] = "gpu_memory_utilization=0.8"
+    cfg = load(config(tmp_path, evaluate=evaluate))
+    (run,) = eval_runs(cfg, "x")
+    for name, r, pattern, slot in (("a", 8, None, 8), ("b", 24, {"q_proj": 40}, 64)):
+        adapter = _adapter(tmp_path / name, r, pattern)
+        args = lm_eval_command(cfg, ModelSpec(name, "org/m", str(adapter)), run)
+        assert _backend(args) == (
+            "vllm",
+            f"pretrained=org/m,lora_local_path={adapter},max_lora_rank={slot},"
+            "gpu_memory_utilization=0.8",
+        )
+    base = lm_eval_command(cfg, ModelSpec("base", "org/m"), run)
+    assert _backend(base) == ("vllm", "pretrained=org/m,gpu_memory_utilization=0.8")
+    huge = _adapter(tmp_path / "huge", 1024)
+    with pytest.raises(EngineError, match="above vLLM's largest"):
+        lm_eval_command(cfg, ModelSpec("huge", "org/m", str(huge)), run)
+
+
+@pytest.mark.parametrize(
+    ("evaluate", "message"),
+    [
+        ({"engine": "tgi"}, r"evaluate\.engine: expected one of hf, vllm, got 'tgi'"),
+        ({"engine": "vllm", "processes": 2}, r"evaluate\.processes: vLLM spreads over GPUs"),
+        ({"processes": 0}, r"evaluate\.processes"),
+        ({"engine_args": "peft=x"}, r"evaluate\.engine_args: .*the study sets those"),
+        ({"engine_args": "dtype"}, r"evaluate\.engine_args: expected key=value"),
+    ],
+)
+def test_bad_engine_settings_are_explained(tmp_path: Path, evaluate: dict, message: str) -> None:
+    with pytest.raises(StudyConfigError, match=message):
+        load(config(tmp_path, evaluate=evaluate))

@@ -18,11 +18,12 @@ import shutil
 from pathlib import Path
 
 from langadapt_tasks.generate.multiple_choice import mc_configs
-from langadapt_tasks.generate.render import group_config, render
+from langadapt_tasks.generate.render import group_config, remove_stale, render
 from langadapt_tasks.languages.spec import (
     LanguageSpec,
     LanguageSpecError,
     builtin_specs,
+    mc_task_name,
     parse_spec,
 )
 from langadapt_tasks.mtbench.data import CATEGORIES, group_name, read_questions
@@ -108,6 +109,7 @@ def write_language(spec_path: Path, out: Path) -> list[Path]:
     """Write a user-defined language's task YAMLs (and the shared templates) to ``out``.
 
     With a ``multiple_choice`` mapping, also its multiple-choice task (rows checked first).
+    Generated files of this language that the spec no longer produces are removed.
     """
     spec = parse_spec(spec_path)
     if spec.code in builtin_specs():
@@ -131,4 +133,13 @@ def write_language(spec_path: Path, out: Path) -> list[Path]:
         path = out / name
         path.write_text(render(config), encoding="utf-8")
         written.append(path)
+    # What an earlier run wrote for this language and this one does not (e.g. its own
+    # multiple-choice task, once the spec names an lm-eval task instead); other files stay.
+    code = spec.code
+    mine = (
+        f"mtbench_langadapt_{code}_",
+        f"_mtbench_langadapt_{code}.",
+        f"_mtbench_langadapt_{code}_",
+    )
+    remove_stale(out, set(configs), (*mine, f"{mc_task_name(code)}.yaml"))
     return written

@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 from typing import Any
 
 import datasets
@@ -147,6 +148,16 @@ def load_docs(
         register(mtbench_spec)
     settings = judge_settings.resolve(metadata)
     judge_settings.require_configured(settings)
+    processes = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if settings.enabled and processes > 1:
+        # Each process records only its share of the answers and lm-eval aggregates on the
+        # first: judging there would leave the other processes' answers unjudged.
+        raise judge_settings.JudgeConfigError(
+            f"MT-Bench judges inside lm_eval in one process only, and this is one of {processes} "
+            '(accelerate launch / torchrun). Pass --metadata \'{"judge": "off"}\' and judge '
+            "the saved answers afterwards with `langadapt judge <output folder>` (the study "
+            "does this by itself)."
+        )
     # lm-eval passes --model_args into the task metadata (pretrained=, peft=...).
     RUN.start(settings, model_name(metadata) or "")
     questions = [

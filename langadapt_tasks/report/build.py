@@ -12,13 +12,17 @@ from langadapt_tasks.report import charts, render
 from langadapt_tasks.report.inputs import collect
 from langadapt_tasks.report.tables import (
     CMMLU_COLUMNS,
+    TURKISHMMLU_COLUMNS,
     Table,
+    benchmark_tables,
     cmmlu_tables,
     delta_table,
+    knowledge_table,
     mc_table,
     mtbench_groups,
     mtbench_table,
 )
+from langadapt_tasks.scoring import TURKISHMMLU
 
 
 def build_report(
@@ -29,15 +33,18 @@ def build_report(
     baseline: str | None = None,
     title: str = "langadapt report",
     metric: str = "acc",
+    unavailable: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Write the report under ``out``; return what was written and the notes.
 
-    Raises ``ValueError`` only when nothing usable is left (the notes say why).
+    ``unavailable``: knowledge benchmarks that could not be evaluated (name -> why), shown
+    as "not available" in the knowledge table. Raises ``ValueError`` only when nothing
+    usable is left (the notes say why).
     """
     models, notes = collect(inputs, names)
     if not models:
         raise ValueError(
-            "no CMMLU, MT-Bench or multiple-choice results to report:\n  "
+            "no CMMLU, TurkishMMLU, MT-Bench or multiple-choice results to report:\n  "
             + "\n  ".join(notes or ["no inputs"])
         )
     if baseline is None:
@@ -47,16 +54,23 @@ def build_report(
 
     sections: list[tuple[str, list[Table]]] = []
     cmmlu = cmmlu_tables(models, metric)
+    turkish = benchmark_tables(models, TURKISHMMLU, metric)
+    knowledge = [t for t in [knowledge_table(models, unavailable, metric)] if t is not None]
     mt = [mtbench_table(models, g) for g in mtbench_groups(models)]
     mt = [t for t in mt if t.rows]
+    if knowledge:
+        sections.append(("Knowledge: CMMLU and TurkishMMLU", knowledge))
     if cmmlu:
         sections.append(("CMMLU", cmmlu))
+    if turkish:
+        sections.append(("TurkishMMLU", turkish))
     if mt:
         sections.append(("MT-Bench", mt))
     mc = [t for t in [mc_table(models, metric)] if t is not None]
     if mc:
         sections.append(("Multiple choice", mc))
-    deltas = [d for t in [*cmmlu, *mt, *mc] if (d := delta_table(t, baseline)) is not None]
+    compared = [*knowledge, *cmmlu, *turkish, *mt, *mc]
+    deltas = [d for t in compared if (d := delta_table(t, baseline)) is not None]
     if deltas:
         sections.append((f"Differences to the baseline ({baseline})", deltas))
     for name in models:
@@ -69,6 +83,10 @@ def build_report(
     pngs: list[Path] = []
     if cmmlu:
         pngs.append(charts.bars(cmmlu, CMMLU_COLUMNS, "accuracy (%)", out / "cmmlu.png"))
+    if turkish:
+        pngs.append(
+            charts.bars(turkish, TURKISHMMLU_COLUMNS, "accuracy (%)", out / "turkishmmlu.png")
+        )
     for table in mc:
         pngs.append(charts.bars([table], table.columns, "accuracy (%)", out / f"{table.key}.png"))
     for table in mt:

@@ -13,7 +13,7 @@ from langadapt_tasks.report.tables import Cell, Table
 
 def fmt(cell: Cell, kind: str, signed: bool = False) -> str:
     if cell.value is None:
-        return "–"
+        return cell.text or "–"
     if kind == "count":
         text = f"{cell.value:.0f}"
     else:

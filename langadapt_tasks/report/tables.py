@@ -1,4 +1,5 @@
-"""The report's tables: CMMLU in both views, MT-Bench per language, deltas to a baseline."""
+"""The report's tables: CMMLU and TurkishMMLU in both views, the two side by side,
+MT-Bench per language, deltas to a baseline."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from pathlib import Path
 from statistics import fmean, stdev
 from typing import Any
 
-from langadapt_tasks.cmmlu.subjects import CATEGORIES, SUBJECTS, cmmlu_task_name
 from langadapt_tasks.judge.rubrics import SCALES
 from langadapt_tasks.judge.verdicts import (
     is_scored,
@@ -19,9 +19,11 @@ from langadapt_tasks.judge.verdicts import (
 )
 from langadapt_tasks.mtbench.data import CATEGORIES as MT_CATEGORIES
 from langadapt_tasks.report.inputs import Model
-from langadapt_tasks.scoring import leaderboard_view, lm_eval_view
+from langadapt_tasks.scoring import CMMLU, TURKISHMMLU, Benchmark, leaderboard_view, lm_eval_view
 
-CMMLU_COLUMNS = [*CATEGORIES.values(), "Average"]
+CMMLU_COLUMNS = [*CMMLU.categories.values(), "Average"]
+TURKISHMMLU_COLUMNS = [*TURKISHMMLU.categories.values(), "Average"]
+NOT_AVAILABLE = "not available"
 MT_COLUMNS = [*MT_CATEGORIES, "mean", "unscored", "fidelity %"]
 _MT_GROUP = re.compile(rf"^(mtbench_langadapt_.+?)_({'|'.join(MT_CATEGORIES)})$")
 
@@ -31,6 +33,7 @@ class Cell:
     value: float | None
     stderr: float | None = None
     note: str = ""
+    text: str = ""  # shown instead of "–" when there is no value, e.g. "not available"
 
 
 @dataclass
@@ -57,13 +60,15 @@ def _sem(values: list[float]) -> float | None:
     return stdev(values) / math.sqrt(len(values)) if len(values) > 1 else None
 
 
-def _leaderboard_stderr(model: Model, category: str | None) -> float | None:
+def _leaderboard_stderr(
+    model: Model, category: str | None, bench: Benchmark = CMMLU
+) -> float | None:
     """Stderr of an unweighted mean of independent subject accuracies."""
     errs = []
-    for subject in SUBJECTS.values():
-        if category is not None and category not in subject.official_categories:
+    for subject, categories in bench.members.items():
+        if category is not None and category not in categories:
             continue
-        row = model.tasks.get(cmmlu_task_name(subject.name))
+        row = model.tasks.get(bench.task(subject))
         if row is None:
             continue
         se = _num(row.get("acc_stderr,none"))
@@ -73,26 +78,38 @@ def _leaderboard_stderr(model: Model, category: str | None) -> float | None:
     return math.sqrt(sum(e * e for e in errs)) / len(errs) if errs else None
 
 
-def cmmlu_tables(models: dict[str, Model], metric: str = "acc") -> list[Table]:
+# How each benchmark's unweighted view is described in the report.
+_BOARD = {
+    "CMMLU": "leaderboard — unweighted subject means, China-specific subjects also in their "
+    "discipline",
+    "TurkishMMLU": "the paper's view — unweighted subject means",
+}
+
+
+def benchmark_tables(
+    models: dict[str, Model], bench: Benchmark, metric: str = "acc"
+) -> list[Table]:
+    """A benchmark's lm-eval groups and its unweighted (paper / leaderboard) view."""
+    columns = [*bench.categories.values(), "Average"]
+    key = bench.name.lower()
     groups = Table(
-        "cmmlu_lm_eval",
-        f"CMMLU ({metric}, %): lm-eval groups — size-weighted, disjoint categories",
-        CMMLU_COLUMNS,
-        ["pct"] * len(CMMLU_COLUMNS),
+        f"{key}_lm_eval",
+        f"{bench.name} ({metric}, %): lm-eval groups — size-weighted, disjoint categories",
+        columns,
+        ["pct"] * len(columns),
     )
     board = Table(
-        "cmmlu_leaderboard",
-        f"CMMLU ({metric}, %): leaderboard — unweighted subject means, "
-        "China-specific subjects also in their discipline",
-        CMMLU_COLUMNS,
-        ["pct"] * len(CMMLU_COLUMNS),
+        f"{key}_leaderboard",
+        f"{bench.name} ({metric}, %): {_BOARD.get(bench.name, 'unweighted subject means')}",
+        columns,
+        ["pct"] * len(columns),
     )
-    keys = [*CATEGORIES, "average"]
+    keys = [*bench.categories, "average"]
     limited: list[str] = []
     few_shot: list[str] = []
     for name, model in models.items():
         results = {"results": model.tasks}
-        g, b = lm_eval_view(results, metric), leaderboard_view(results, metric)
+        g, b = lm_eval_view(results, metric, bench), leaderboard_view(results, metric, bench)
         if not g and not b:
             continue
         groups.rows[name] = [
@@ -101,7 +118,7 @@ def cmmlu_tables(models: dict[str, Model], metric: str = "acc") -> list[Table]:
         board.rows[name] = [
             Cell(
                 b[k]["score"],
-                _leaderboard_stderr(model, None if k == "average" else k)
+                _leaderboard_stderr(model, None if k == "average" else k, bench)
                 if metric == "acc"
                 else None,
                 "" if b[k]["subjects"] == b[k]["of"] else f"{b[k]['subjects']}/{b[k]['of']}",
@@ -111,17 +128,19 @@ def cmmlu_tables(models: dict[str, Model], metric: str = "acc") -> list[Table]:
             for k in keys
         ]
         # What the runs recorded (lm-eval's config and n-shot), never guessed from counts.
-        cmmlu_runs = {
-            id(model.sources[t]): model.sources[t] for t in model.tasks if t.startswith("cmmlu_")
+        runs = {
+            id(model.sources[t]): model.sources[t]
+            for t in model.tasks
+            if t == bench.group or t.startswith(f"{bench.group}_")
         }.values()
-        limits = sorted({f"{r.limit:g}" for r in cmmlu_runs if r.limit is not None})
+        limits = sorted({f"{r.limit:g}" for r in runs if r.limit is not None})
         if limits:
             limited.append(f"{name} ({', '.join(limits)})")
         shots = sorted(
             {
                 str(n)
-                for s in SUBJECTS
-                if (t := cmmlu_task_name(s)) in model.sources
+                for s in bench.members
+                if (t := bench.task(s)) in model.sources
                 and (n := model.sources[t].n_shot(t)) is not None
             }
         )
@@ -135,10 +154,59 @@ def cmmlu_tables(models: dict[str, Model], metric: str = "acc") -> list[Table]:
     if few_shot:
         groups.notes.append(f"Few-shot examples per question (n-shot): {'; '.join(few_shot)}.")
     board.notes.append(
-        "Leaderboard stderr: sqrt(sum of subject stderr²) / subjects; "
+        "Stderr: sqrt(sum of subject stderr²) / subjects; "
+        "a/b: subjects present of the category's subjects."
+        if bench is not CMMLU
+        else "Leaderboard stderr: sqrt(sum of subject stderr²) / subjects; "
         "a/b: subjects present of the category's subjects."
     )
     return [t for t in (groups, board) if t.rows]
+
+
+def cmmlu_tables(models: dict[str, Model], metric: str = "acc") -> list[Table]:
+    return benchmark_tables(models, CMMLU, metric)
+
+
+def knowledge_table(
+    models: dict[str, Model], unavailable: dict[str, str] | None = None, metric: str = "acc"
+) -> Table | None:
+    """CMMLU (zh) and TurkishMMLU (tr) side by side: each benchmark's lm-eval average
+    (size-weighted); a benchmark the study could not load shows "not available". Shown
+    when TurkishMMLU has results or was not available (a CMMLU-only report stays as it was)."""
+    unavailable = unavailable or {}
+    benches = (CMMLU, TURKISHMMLU)
+    views = {
+        name: {b.name: lm_eval_view({"results": m.tasks}, metric, b) for b in benches}
+        for name, m in models.items()
+    }
+    has = {b.name: any(v[b.name] for v in views.values()) for b in benches}
+    if not has["TurkishMMLU"] and "TurkishMMLU" not in unavailable:
+        return None
+    table = Table(
+        "knowledge",
+        f"Knowledge ({metric}, %): CMMLU (Chinese) and TurkishMMLU (Turkish), "
+        "lm-eval averages (size-weighted)",
+        [b.name for b in benches],
+        ["pct"] * len(benches),
+    )
+    for name, view in views.items():
+        row = []
+        for b in benches:
+            got = view[b.name].get("average")
+            if got is not None:
+                row.append(Cell(got["score"], _num(got["stderr"])))
+            else:
+                row.append(Cell(None, text=NOT_AVAILABLE if b.name in unavailable else ""))
+        table.rows[name] = row
+    for bench_name, why in unavailable.items():
+        table.notes.append(f"{bench_name}: not available ({why}).")
+    if "TurkishMMLU" in unavailable:
+        table.notes.append(
+            "TurkishMMLU is read from LANGADAPT_TURKISHMMLU_DIR (a copy of its repository's "
+            "dev/ and test/ folders, e.g. <data_dir>/turkishmmlu) or the Hub "
+            "(AYueksel/TurkishMMLU)."
+        )
+    return table
 
 
 def mc_table(models: dict[str, Model], metric: str = "acc") -> Table | None:

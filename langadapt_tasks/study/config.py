@@ -19,6 +19,7 @@ from langadapt_tasks.files import (
     refuse_secrets,
 )
 from langadapt_tasks.judge.settings import RUBRICS, setting_sources
+from langadapt_tasks.study.engines import ENGINES, OWN_MODEL_ARGS, Engine
 from langadapt_train.presets import PRESETS
 
 STEPS = ("train", "evaluate", "judge", "report")
@@ -27,14 +28,15 @@ TOP_KEYS += ("report",)
 TRAIN_KEYS = ("config", "presets", "overrides", "adapters")
 EVALUATE_KEYS = ("tasks", "limit", "num_fewshot", "gen_kwargs", "batch_size")
 EVALUATE_KEYS += ("apply_chat_template", "turn2", "lm_eval_args")
+EVALUATE_KEYS += ("engine", "processes", "shared_prefix", "engine_args")
 REPORT_KEYS = ("baseline",)
 DEFAULT_TASKS = ["cmmlu_langadapt", "mtbench_langadapt_zh"]
 # The judge settings a study may set (LANGADAPT_JUDGE_* in lower case), and its own key.
 JUDGE_STUDY_KEYS = ("allow_unscored",)
 # lm_eval flags the study sets itself: in lm_eval_args they would contradict it.
 _OWN_FLAGS = {
-    "--model": "base_model / train",
-    "--model_args": "base_model / train",
+    "--model": "evaluate.engine",
+    "--model_args": "base_model / train / evaluate.engine_args",
     "--tasks": "evaluate.tasks",
     "--output_path": "output",
     "-o": "output",
@@ -84,6 +86,7 @@ class StudyConfig:
     apply_chat_template: bool = True
     turn2: bool = False  # also MT-Bench's second turns (a second lm_eval run per model)
     lm_eval_args: list[str] = field(default_factory=list)
+    engine: Engine = field(default_factory=Engine)  # lm-eval's backend and processes
     judge: dict[str, Any] | None = None  # None: judge off; else judge setting -> value
     allow_unscored: bool = False  # judge: a run with unscored answers counts as judged
     baseline: str = "base"
@@ -184,6 +187,30 @@ def _limit(f: Fields, raw: Any) -> float | int | None:
     return value  # a share of each task's questions, as lm_eval --limit 0.1
 
 
+def _engine(f: Fields, evaluate: dict[str, Any]) -> Engine:
+    name = f.text(evaluate.get("engine", "hf"), "evaluate.engine")
+    if name not in ENGINES:
+        raise f.bad("evaluate.engine", f"expected one of {', '.join(ENGINES)}, got {name!r}")
+    processes = f.integer(evaluate.get("processes", 1), "evaluate.processes", minimum=1)
+    if name == "vllm" and processes > 1:
+        raise f.bad(
+            "evaluate.processes",
+            "vLLM spreads over GPUs itself: leave processes at 1 and set engine_args, "
+            "e.g. tensor_parallel_size=2 or data_parallel_size=2",
+        )
+    extra = f.text(evaluate.get("engine_args", ""), "evaluate.engine_args", empty_ok=True)
+    for item in filter(None, (x.strip() for x in extra.split(","))):
+        key = item.split("=", 1)[0].strip()
+        if "=" not in item or key in OWN_MODEL_ARGS:
+            raise f.bad(
+                "evaluate.engine_args",
+                f"expected key=value model arguments other than {', '.join(OWN_MODEL_ARGS)} "
+                f"(the study sets those), got {item!r}",
+            )
+    shared = f.boolean(evaluate.get("shared_prefix", True), "evaluate.shared_prefix")
+    return Engine(name=name, processes=processes, shared_prefix=shared, model_args=extra)
+
+
 def load(path: Path) -> StudyConfig:
     path = Path(path).resolve()
     raw = read_yaml_mapping(path, StudyConfigError, empty_ok=True)
@@ -248,6 +275,7 @@ def load(path: Path) -> StudyConfig:
         ),
         turn2=f.boolean(evaluate.get("turn2", False), "evaluate.turn2"),
         lm_eval_args=_lm_eval_args(f, evaluate.get("lm_eval_args")),
+        engine=_engine(f, evaluate),
         judge=judge,
         allow_unscored=allow_unscored,
         baseline=f.text(report.get("baseline", "base"), "report.baseline"),

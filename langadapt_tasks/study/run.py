@@ -5,7 +5,11 @@ Every step calls a public command (``langadapt-train sweep``, ``lm_eval``,
 
 * train: presets with a finished run are skipped by the sweep itself; an
   interrupted preset resumes from its last checkpoint;
-* evaluate: an ``lm_eval`` run is done when its folder holds ``langadapt_run.json``,
+* evaluate: the multiple-choice task of each language of the MT-Bench tasks (its
+  spec's ``multiple_choice``) is added when ``evaluate.tasks`` lacks it and its data
+  can be loaded (``study.knowledge``; else skipped, the report says "not available"),
+  in a run of its own (``eval/<label>/knowledge/``). An ``lm_eval`` run is done
+  when its folder holds ``langadapt_run.json``,
   written after lm_eval exited 0 and every task's samples were found, for the same
   settings; anything else is run again (lm-eval's request cache, ``--use_cache``,
   answers what was computed). With ``num_fewshot`` set, MT-Bench (no few-shot
@@ -25,7 +29,6 @@ import os
 import re
 import shlex
 import subprocess
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,13 +38,17 @@ from langadapt_tasks.judge.verdicts import RESULTS_GLOB, Coverage, coverage
 from langadapt_tasks.mtbench.data import CATEGORIES, METADATA_TURN1, group_name
 from langadapt_tasks.report import build_report
 from langadapt_tasks.study.config import STEPS, ModelSpec, StudyConfig, judge_sources
+from langadapt_tasks.study.engines import executable, launcher, model_name
+from langadapt_tasks.study.engines import model_args as engine_model_args
+from langadapt_tasks.study.knowledge import Knowledge, knowledge_tasks
 from langadapt_tasks.study.models import materialize
 from langadapt_train.outputs import is_finished
 
 Runner = Callable[[list[str], dict[str, str]], int]
 TURN2_DIR = "turn2"
 MTBENCH_DIR = "mtbench"
-SUBRUNS = (MTBENCH_DIR, TURN2_DIR)
+KNOWLEDGE_DIR = "knowledge"
+SUBRUNS = (MTBENCH_DIR, TURN2_DIR, KNOWLEDGE_DIR)
 MARKER = "langadapt_run.json"  # written when lm_eval exited 0 and every task's samples exist
 # A turn-1 MT-Bench task: a language's group, or one of its categories.
 _MT_TURN1 = re.compile(rf"^mtbench_langadapt_([a-z][a-z0-9]{{1,7}})(?:_({'|'.join(CATEGORIES)}))?$")
@@ -68,11 +75,6 @@ def run_command(args: list[str], env: dict[str, str]) -> int:
     return subprocess.run(args, env=env, check=False).returncode
 
 
-def _bin(name: str) -> str:
-    candidate = Path(sys.executable).parent / name
-    return str(candidate) if candidate.exists() else name
-
-
 def base_path(cfg: StudyConfig) -> str:
     if cfg.base_model == "smollm2":
         return str(materialize("smollm2"))
@@ -85,7 +87,11 @@ def environment(cfg: StudyConfig, base: str) -> dict[str, str]:
         env.setdefault("SMOLLM2_DIR", base)
     if cfg.data_dir is not None:
         env["DATA_DIR"] = str(cfg.data_dir)  # absolute: training configs resolve it too
-        for var, sub in (("LANGADAPT_CMMLU_DIR", "cmmlu"), ("LANGADAPT_MTBENCH_DIR", "mt_bench")):
+        for var, sub in (
+            ("LANGADAPT_CMMLU_DIR", "cmmlu"),
+            ("LANGADAPT_MTBENCH_DIR", "mt_bench"),
+            ("LANGADAPT_TURKISHMMLU_DIR", "turkishmmlu"),
+        ):
             if (cfg.data_dir / sub).is_dir():
                 env.setdefault(var, str(cfg.data_dir / sub))
     # The judge's verdict cache lives with the study, so a rerun asks nothing twice.
@@ -130,7 +136,7 @@ def train(cfg: StudyConfig, base: str, env: dict[str, str], run: Runner) -> None
             _log(f"train {preset}: done ({adapter_dir(cfg, preset)})")
     if not todo:
         return
-    args = [_bin("langadapt-train"), "sweep", "--config", str(cfg.train_config)]
+    args = [executable("langadapt-train"), "sweep", "--config", str(cfg.train_config)]
     args += ["--presets", ",".join(todo), "--output", str(cfg.output / "adapters")]
     args += ["--model", base]
     for key, value in cfg.train_overrides.items():
@@ -158,9 +164,11 @@ def is_mtbench(task: str) -> bool:
     return task.startswith("mtbench_langadapt_")
 
 
-def eval_runs(cfg: StudyConfig, label: str) -> list[EvalRun]:
+def eval_runs(cfg: StudyConfig, label: str, added: Sequence[str] = ()) -> list[EvalRun]:
     """The model's lm_eval runs. lm_eval's ``--num_fewshot`` applies to every task of a run,
-    and MT-Bench has no few-shot examples: with ``num_fewshot`` set, MT-Bench runs apart."""
+    and MT-Bench has no few-shot examples: with ``num_fewshot`` set, MT-Bench runs apart.
+    ``added``: the knowledge tasks the study adds (``study.knowledge``), in a run of their
+    own, so that their data appearing or going away never redoes the other runs."""
     out = eval_dir(cfg, label)
     mt = [t for t in cfg.tasks if is_mtbench(t)]
     other = [t for t in cfg.tasks if not is_mtbench(t)]
@@ -177,6 +185,8 @@ def eval_runs(cfg: StudyConfig, label: str) -> list[EvalRun]:
         # the model's own turn-1 answers from the turn-1 run's samples.
         turn1 = runs[-1].folder
         runs.append(EvalRun(TURN2_DIR, out / TURN2_DIR, second, None, {METADATA_TURN1: str(turn1)}))
+    if added:
+        runs.append(EvalRun(KNOWLEDGE_DIR, out / KNOWLEDGE_DIR, list(added), cfg.num_fewshot, {}))
     return runs
 
 
@@ -184,8 +194,10 @@ def _model_args(model: ModelSpec) -> str:
     return f"pretrained={model.pretrained}" + (f",peft={model.peft}" if model.peft else "")
 
 
-def _lm_eval(cfg: StudyConfig, model: ModelSpec, ev: EvalRun) -> list[str]:
-    args = [_bin("lm_eval"), "--model", "hf", "--model_args", _model_args(model)]
+def lm_eval_command(cfg: StudyConfig, model: ModelSpec, ev: EvalRun) -> list[str]:
+    backend = model_name(cfg.engine, generation_only=all(is_mtbench(t) for t in ev.tasks))
+    args = [*launcher(cfg.engine), "--model", backend]
+    args += ["--model_args", engine_model_args(cfg.engine, model.pretrained, model.peft)]
     args += ["--tasks", ",".join(ev.tasks), "--batch_size", cfg.batch_size]
     args += ["--output_path", str(ev.folder), "--log_samples"]
     # lm-eval's request cache: a crashed evaluation resumes where it stopped.
@@ -213,6 +225,9 @@ def _request(cfg: StudyConfig, model: ModelSpec, ev: EvalRun) -> dict[str, Any]:
         "apply_chat_template": cfg.apply_chat_template,
         "lm_eval_args": cfg.lm_eval_args,
         "metadata": ev.metadata,
+        # hf and langadapt-hf give the same scores (within 1e-4), in any number of
+        # processes; another engine's run is another run.
+        **({"engine": cfg.engine.name} if cfg.engine.name != "hf" else {}),
     }
 
 
@@ -291,8 +306,14 @@ def _record(ev: EvalRun, label: str, before: set[Path], request: dict[str, Any])
     tmp.replace(ev.folder / MARKER)
 
 
-def evaluate(cfg: StudyConfig, model: ModelSpec, env: dict[str, str], run: Runner) -> None:
-    runs = eval_runs(cfg, model.label)
+def evaluate(
+    cfg: StudyConfig,
+    model: ModelSpec,
+    env: dict[str, str],
+    run: Runner,
+    added: Sequence[str] = (),
+) -> None:
+    runs = eval_runs(cfg, model.label, added)
     if cfg.num_fewshot is not None and any(is_mtbench(t) for t in cfg.tasks):
         _log(
             f"evaluate {model.label}: num_fewshot {cfg.num_fewshot} applies to the "
@@ -311,7 +332,7 @@ def evaluate(cfg: StudyConfig, model: ModelSpec, env: dict[str, str], run: Runne
         ev.folder.mkdir(parents=True, exist_ok=True)
         (ev.folder / MARKER).unlink(missing_ok=True)
         before = _own_results(ev)
-        if run(_lm_eval(cfg, model, ev), env) != 0:
+        if run(lm_eval_command(cfg, model, ev), env) != 0:
             raise StudyError(f"{what} failed; rerun the study to resume")
         _record(ev, model.label, before, request)
 
@@ -347,7 +368,7 @@ def judge(cfg: StudyConfig, model: ModelSpec, env: dict[str, str], run: Runner) 
         _log(f"judge {model.label}: done ({answers} answers{accepted})")
         return None
     _log(f"judge {model.label}: {_describe(answers, unscored, missing)}; judging")
-    args = [_bin("langadapt"), "judge", str(out)]
+    args = [executable("langadapt"), "judge", str(out)]
     if cfg.allow_unscored:
         args.append("--allow-unscored")
     code = run(args, env)
@@ -368,12 +389,14 @@ def judge(cfg: StudyConfig, model: ModelSpec, env: dict[str, str], run: Runner) 
     return problem
 
 
-def report_inputs(cfg: StudyConfig, plan: list[ModelSpec]) -> dict[str, list[Path]]:
+def report_inputs(
+    cfg: StudyConfig, plan: list[ModelSpec], added: Sequence[str] = ()
+) -> dict[str, list[Path]]:
     """label -> the results files of the model's finished runs."""
     out: dict[str, list[Path]] = {}
     for model in plan:
         files = []
-        for ev in eval_runs(cfg, model.label):
+        for ev in eval_runs(cfg, model.label, added):
             marker = finished(ev, _request(cfg, model, ev))
             if marker is not None:
                 files.append(ev.folder / marker["results"])
@@ -395,9 +418,16 @@ def run_study(
     plan = models(cfg, base)
     if "train" in steps and cfg.presets:
         train(cfg, base, env, run)
+    knowledge = Knowledge()
+    if "evaluate" in steps or "report" in steps:
+        knowledge = knowledge_tasks(cfg.tasks, env)
+        for task in knowledge.added:
+            _log(f"evaluate: adding {task} (the multiple-choice task of a study language)")
+        for name, why in knowledge.unavailable.items():
+            _log(f"evaluate: {name} not available ({why}); skipped")
     if "evaluate" in steps:
         for model in plan:
-            evaluate(cfg, model, env, run)
+            evaluate(cfg, model, env, run, knowledge.added)
     problems: list[str] = []
     if "judge" in steps:
         if cfg.judge is None:
@@ -406,14 +436,14 @@ def run_study(
             problems = [p for model in plan if (p := judge(cfg, model, env, run))]
     report = None
     if "report" in steps:
-        report = _report(cfg, plan)
+        report = _report(cfg, plan, knowledge)
     if problems:
         raise JudgeIncomplete(problems, report)
     return report
 
 
-def _report(cfg: StudyConfig, plan: list[ModelSpec]) -> dict[str, Any]:
-    inputs = report_inputs(cfg, plan)
+def _report(cfg: StudyConfig, plan: list[ModelSpec], knowledge: Knowledge) -> dict[str, Any]:
+    inputs = report_inputs(cfg, plan, knowledge.added)
     if not inputs:
         raise StudyError("no model has been evaluated yet: nothing to report")
     labels = list(inputs)
@@ -424,6 +454,7 @@ def _report(cfg: StudyConfig, plan: list[ModelSpec]) -> dict[str, Any]:
         names=[label for label, files in inputs.items() for _ in files],
         baseline=baseline,
         title=f"langadapt study: {cfg.path.name}",
+        unavailable=knowledge.unavailable,
     )
     for model in plan:
         if model.label not in inputs:

@@ -1,0 +1,685 @@
+"""langadapt-train vs TRL's own ``trl sft`` CLI: QLoRA r16-a48, same model, data and settings.
+
+    python bench/train_vs_trl.py --data FILE --tokenizer DIR --out DIR [--layers N] [--steps N]
+
+One process orchestrates, and touches no accelerator itself:
+
+1. a random-weight model of Meta-Llama-3-8B's shape (bf16, on the GPU) is built and saved with
+   the tokenizer of ``--tokenizer`` (speed and memory depend on the shape, not on the weights);
+2. ``--rows`` rows of ``--data`` are read by langadapt's data reader (any file ``--data``
+   accepts) and written once as a ``messages`` JSONL file. langadapt-train reads that file;
+   ``trl sft`` reads the same rows in the order langadapt-train trains on them, so both
+   trainers (same seed) see the same batches;
+3. ``python -m langadapt_train`` and ``trl sft`` (TRL's console entry point, which starts the
+   training script through ``accelerate launch``) run one after the other with the same
+   settings, then both again with Liger kernels. langadapt-train has no config key for Liger:
+   its Liger run sets ``use_liger_kernel`` on the trainer arguments from the benchmark's hook;
+4. a ``sitecustomize`` hook, on the path of every run and of no other process, wraps
+   ``transformers.Trainer.train`` in the training process of both tools alike: tokens are the
+   trainer's logged ``num_tokens`` (non-padding tokens), time is the wall time of ``train()``
+   (model loading and data preparation excluded), peak memory is
+   ``torch.cuda.max_memory_allocated`` / ``max_memory_reserved`` of that process (peak RSS on
+   the CPU). ``nvidia-smi``'s peak of the whole GPU above idle is recorded as well;
+5. a table with the ratios langadapt-train / TRL is printed and written to ``--out``
+   (``results.json``, ``results.md``, one log per run). A failed run is reported with the tail
+   of its log and the others go on.
+
+Settings both tools get: nf4 4-bit base with double quantization, LoRA r16 alpha 48 dropout
+0.05 on q_proj,k_proj,v_proj, learning rate 1.6e-5, cosine schedule with 3% warm-up, adamw_torch,
+bf16 (fp32 on the CPU), gradient checkpointing (non-reentrant), loss on all tokens (TRL's
+assistant-only loss needs template markers the tokenizer's template lacks), the same max_length,
+batch size, gradient accumulation, packing and max_steps, logging every step, no mid-run
+checkpoint. What differs is each tool's own handling of the model, which is what is compared
+(e.g. langadapt-train runs PEFT's ``prepare_model_for_kbit_training`` and keeps adapters in fp32;
+TRL casts adapters to bf16).
+
+On a CPU (``--device cpu``) the same path runs with a tiny shape, for checking; the Liger runs
+need CUDA and are skipped there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+# Meta-Llama-3-8B's architecture (config.json of the release).
+LLAMA3_8B = {
+    "hidden": 4096,
+    "intermediate": 14336,
+    "layers": 32,
+    "heads": 32,
+    "kv_heads": 8,
+    "vocab": 128256,
+}
+TARGETS = ["q_proj", "k_proj", "v_proj"]
+LORA_R, LORA_ALPHA, LORA_DROPOUT, LR = 16, 48, 0.05, 1.6e-5  # preset r16-a48
+RUNS = (  # (name, tool, liger)
+    ("langadapt-train", "ours", False),
+    ("trl sft", "trl", False),
+    ("langadapt-train + Liger", "ours", True),
+    ("trl sft + Liger", "trl", True),
+)
+LOG_TAIL = 60  # lines of a failed run's log that are printed
+
+# Written as sitecustomize.py into a folder that only the runs have on PYTHONPATH. It acts in
+# the process that calls Trainer.train (for trl sft: the process accelerate launch starts).
+HOOK = r'''
+import importlib.abc, importlib.util, json, os, resource, sys, time
+
+_OUT = os.environ.get("TVT_HOOK_OUT")
+
+
+def _cuda():
+    torch = sys.modules.get("torch")
+    return torch if torch is not None and torch.cuda.is_available() else None
+
+
+def _patch_trainer(module):
+    from transformers import TrainerCallback
+
+    class Clock(TrainerCallback):
+        """(time, tokens logged so far) at each optimizer step's end."""
+
+        def __init__(self):
+            self.marks, self.tokens = [], 0
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "num_tokens" in logs:
+                self.tokens = int(float(logs["num_tokens"]))
+
+        def on_step_end(self, args, state, control, **kw):
+            if _cuda():
+                _cuda().cuda.synchronize()
+            self.marks.append((time.perf_counter(), self.tokens))
+
+    original = module.Trainer.train
+
+    def train(self, *args, **kwargs):
+        clock = Clock()
+        self.add_callback(clock)
+        torch = _cuda()
+        if torch:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        result = original(self, *args, **kwargs)
+        if torch:
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+        tokens = max([int(float(e["num_tokens"])) for e in self.state.log_history
+                      if "num_tokens" in e] or [0])
+        steady = None
+        # num_tokens is logged after on_step_end: mark k holds the tokens of steps before k.
+        if len(clock.marks) >= 3:
+            (t1, _), (tn, _) = clock.marks[0], clock.marks[-1]
+            if tn > t1:
+                steady = (tokens - clock.marks[1][1]) / (tn - t1)
+        params = list(self.model.parameters())
+        trainable = [p for p in params if p.requires_grad]
+        record = {
+            "tokens": tokens,
+            "train_seconds": seconds,
+            "tokens_per_s": tokens / seconds if seconds else None,
+            "steady_tokens_per_s": steady,
+            "steps": self.state.global_step,
+            "train_loss": getattr(result, "training_loss", None),
+            "train_runtime": (getattr(result, "metrics", None) or {}).get("train_runtime"),
+            "peak_allocated_mib": torch.cuda.max_memory_allocated() / 2**20 if torch else None,
+            "peak_reserved_mib": torch.cuda.max_memory_reserved() / 2**20 if torch else None,
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "trainable_params": sum(p.numel() for p in trainable),
+            "adapter_dtypes": sorted({str(p.dtype) for p in trainable}),
+            "use_liger_kernel": bool(getattr(self.args, "use_liger_kernel", False)),
+            "device": torch.cuda.get_device_name() if torch else "cpu",
+        }
+        with open(_OUT, "w") as fh:
+            json.dump(record, fh)
+        return result
+
+    module.Trainer.train = train
+
+
+def _patch_sft(module):
+    # langadapt-train has no Liger key: its Liger run turns it on where TRL reads it.
+    original = module.SFTTrainer.__init__
+
+    def init(self, *args, **kwargs):
+        if kwargs.get("args") is not None:
+            kwargs["args"].use_liger_kernel = True
+        original(self, *args, **kwargs)
+
+    module.SFTTrainer.__init__ = init
+
+
+def _patch_losslog(module):
+    # The loss plot needs matplotlib, which a bare GPU machine may lack; it comes after the
+    # timed part, so it is skipped there rather than failing the run.
+    if importlib.util.find_spec("matplotlib") is None:
+        module.plot = lambda directory, title: print("loss.png skipped: no matplotlib")
+
+
+_HOOKS = {"transformers.trainer": _patch_trainer, "langadapt_train.losslog": _patch_losslog}
+if os.environ.get("TVT_FORCE_LIGER") == "1":
+    _HOOKS["trl.trainer.sft_trainer"] = _patch_sft
+
+
+class _Finder(importlib.abc.MetaPathFinder):
+    """Runs a patch right after one of the modules above is imported."""
+
+    def find_spec(self, name, path, target=None):
+        if name not in _HOOKS:
+            return None
+        sys.meta_path.remove(self)
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            sys.meta_path.insert(0, self)
+        if spec is None or spec.loader is None:
+            return None
+        loader_exec = spec.loader.exec_module
+
+        def exec_module(module):
+            loader_exec(module)
+            _HOOKS[name](module)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+if _OUT:
+    sys.meta_path.insert(0, _Finder())
+'''
+
+
+# --- model and data ------------------------------------------------------------------------
+
+
+def build_model(args: argparse.Namespace, out: Path) -> None:
+    """Child mode: save a random-weight Llama model of the chosen shape and the tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+    if len(tokenizer) > args.vocab:
+        raise SystemExit(f"--tokenizer has {len(tokenizer)} tokens; the model has {args.vocab}")
+    config = LlamaConfig(
+        hidden_size=args.hidden,
+        intermediate_size=args.intermediate,
+        num_hidden_layers=args.layers,
+        num_attention_heads=args.heads,
+        num_key_value_heads=args.kv_heads,
+        vocab_size=args.vocab,
+        max_position_embeddings=8192,
+        rope_parameters={"rope_type": "default", "rope_theta": 500000.0},
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=False,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    started = time.time()
+    torch.manual_seed(0)
+    torch.set_default_dtype(torch.bfloat16)
+    with torch.device("cuda" if args.device == "cuda" else "cpu"):
+        model = LlamaForCausalLM(config)
+    built = time.time()
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    params = sum(p.numel() for p in model.parameters())
+    print(
+        f"model: {params / 1e9:.3f}B parameters, random weights, bf16; built in "
+        f"{built - started:.0f}s, saved in {time.time() - built:.0f}s",
+        flush=True,
+    )
+
+
+def prepare_data(args: argparse.Namespace, work: Path) -> tuple[Path, Path, int]:
+    """(rows file for langadapt-train, dataset folder for trl sft, row count)."""
+    from langadapt_train.data import mix
+
+    def train_rows(data: str, max_rows: int | None) -> list:
+        built = mix.build(mix.resolve(data), None, system_prompt=None, max_rows=max_rows, heldout=0)
+        return built.train
+
+    rows_file = work / "rows.jsonl"
+    with rows_file.open("w", encoding="utf-8") as fh:
+        for messages in train_rows(args.data, args.rows):
+            fh.write(json.dumps({"messages": messages}, ensure_ascii=False) + "\n")
+    # langadapt-train shuffles its data file (seed 42); TRL gets the rows in that order.
+    ordered = train_rows(str(rows_file), None)
+    trl_dir = work / "trl-data"
+    trl_dir.mkdir()
+    with (trl_dir / "train.jsonl").open("w", encoding="utf-8") as fh:
+        for messages in ordered:
+            fh.write(json.dumps({"messages": messages}, ensure_ascii=False) + "\n")
+    return rows_file, trl_dir, len(ordered)
+
+
+# --- the two tools -------------------------------------------------------------------------
+
+
+def ours_command(args: argparse.Namespace, model: Path, rows: Path, output: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "langadapt_train",
+        "--model",
+        str(model),
+        "--output",
+        str(output),
+        "--data",
+        str(rows),
+        "--method",
+        "qlora",
+        "--preset",
+        "r16-a48",  # lora_r 16, lora_alpha 48, learning_rate 1.6e-5
+        "--lora-dropout",
+        str(LORA_DROPOUT),
+        "--target-modules",
+        ",".join(TARGETS),
+        "--max-steps",
+        str(args.steps),
+        "--per-device-train-batch-size",
+        str(args.batch_size),
+        "--gradient-accumulation-steps",
+        str(args.grad_accum),
+        "--max-length",
+        str(args.max_length),
+        "--packing" if args.packing else "--no-packing",
+        "--no-assistant-only-loss",
+        "--gradient-checkpointing",
+        "--precision",
+        "bf16" if args.device == "cuda" else "fp32",
+        "--warmup-ratio",
+        "0.03",
+        "--lr-scheduler-type",
+        "cosine",
+        "--optim",
+        "adamw_torch",
+        "--seed",
+        "42",
+        "--heldout",
+        "0",
+        "--no-decontaminate",
+        "--save-steps",
+        "100000",
+        "--logging-steps",
+        "1",
+        "--report-to",
+        "none",
+    ]
+
+
+def trl_command(
+    args: argparse.Namespace, model: Path, data_dir: Path, output: Path, liger: bool
+) -> list[str]:
+    """``trl sft --config YAML``, through TRL's console entry point (trl.cli:main)."""
+    import yaml
+
+    cuda = args.device == "cuda"
+    config = {
+        "model_name_or_path": str(model),
+        "dtype": "bfloat16" if cuda else "float32",
+        "load_in_4bit": True,
+        "bnb_4bit_quant_type": "nf4",
+        "use_bnb_nested_quant": True,
+        "use_peft": True,
+        "lora_r": LORA_R,
+        "lora_alpha": LORA_ALPHA,
+        "lora_dropout": LORA_DROPOUT,
+        "lora_target_modules": TARGETS,
+        "dataset_name": str(data_dir),
+        "output_dir": str(output),
+        "learning_rate": LR,
+        "max_steps": args.steps,
+        "per_device_train_batch_size": args.batch_size,
+        "gradient_accumulation_steps": args.grad_accum,
+        "max_length": args.max_length,
+        "packing": args.packing,
+        "packing_strategy": "bfd",
+        "assistant_only_loss": False,
+        "warmup_steps": 0.03,
+        "lr_scheduler_type": "cosine",
+        "weight_decay": 0.0,
+        "max_grad_norm": 1.0,
+        "optim": "adamw_torch",
+        "bf16": cuda,
+        "fp16": False,
+        "gradient_checkpointing": True,
+        "gradient_checkpointing_kwargs": {"use_reentrant": False},
+        "seed": 42,
+        "data_seed": 42,
+        "save_strategy": "steps",
+        "save_steps": 100000,
+        "logging_steps": 1,
+        "report_to": "none",
+        "dataloader_num_workers": 0,
+        "use_liger_kernel": liger,
+    }
+    path = output.parent / f"{output.name}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), "utf-8")
+    entry = "import sys; from trl.cli import main; sys.argv[0] = 'trl'; sys.exit(main())"
+    return [sys.executable, "-c", entry, "sft", "--config", str(path)]
+
+
+# --- running and measuring -----------------------------------------------------------------
+
+
+class GpuPoll(threading.Thread):
+    """Peak ``nvidia-smi`` memory.used of GPU 0 while a run lasts (MiB)."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak: int | None = None
+        self.stop = threading.Event()
+
+    @staticmethod
+    def used() -> int | None:
+        if not shutil.which("nvidia-smi"):
+            return None
+        try:
+            out = subprocess.run(
+                [
+                    "nvidia-smi",
+                    "--query-gpu=memory.used",
+                    "--format=csv,noheader,nounits",
+                    "-i",
+                    "0",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
+            ).stdout
+            return int(out.split()[0])
+        except (subprocess.SubprocessError, ValueError, IndexError, OSError):
+            return None
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            used = self.used()
+            if used is not None:
+                self.peak = max(self.peak or 0, used)
+            self.stop.wait(0.5)
+
+
+def run_one(
+    name: str, cmd: list[str], env: dict[str, str], log: Path, hook_out: Path, timeout: float
+) -> dict[str, Any]:
+    print(f"\n=== {name}\n$ {' '.join(cmd)}", flush=True)
+    idle = GpuPoll.used()
+    poll = GpuPoll()
+    poll.start()
+    started = time.time()
+    with log.open("w", encoding="utf-8") as fh:
+        # A session of its own: on timeout the whole group goes (trl sft's training process
+        # is a child of accelerate launch).
+        proc = subprocess.Popen(
+            cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+        try:
+            rc: int | str = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            rc = f"timeout after {timeout:.0f}s"
+    poll.stop.set()
+    poll.join()
+    wall = time.time() - started
+    result: dict[str, Any] = {"name": name, "returncode": rc, "wall_seconds": round(wall, 1)}
+    if hook_out.is_file():
+        result.update(json.loads(hook_out.read_text("utf-8")))
+    if poll.peak is not None and idle is not None:
+        result["nvidia_smi_peak_mib"] = poll.peak - idle
+    ok = rc == 0 and "tokens" in result
+    result["ok"] = ok
+    if not ok:
+        why = "no measurement (train() never finished)" if "tokens" not in result else ""
+        lines = log.read_text("utf-8", errors="replace").splitlines()[-LOG_TAIL:]
+        print(
+            f"!!! {name} FAILED (exit {rc}) {why}; last {len(lines)} lines of {log.name}:\n"
+            + "\n".join(lines),
+            flush=True,
+        )
+    else:
+        print(
+            f"{name}: {result['tokens']} tokens in {result['train_seconds']:.1f}s "
+            f"(wall {wall:.0f}s incl. loading)",
+            flush=True,
+        )
+    return result
+
+
+# --- report --------------------------------------------------------------------------------
+
+COLUMNS = (  # (key, heading, format)
+    ("tokens", "tokens", "{:.0f}"),
+    ("train_seconds", "train s", "{:.1f}"),
+    ("tokens_per_s", "tokens/s", "{:.1f}"),
+    ("steady_tokens_per_s", "tokens/s after step 1", "{:.1f}"),
+    ("peak_allocated_mib", "peak allocated MiB", "{:.0f}"),
+    ("peak_reserved_mib", "peak reserved MiB", "{:.0f}"),
+    ("nvidia_smi_peak_mib", "nvidia-smi peak MiB", "{:.0f}"),
+    ("peak_rss_mib", "peak RSS MiB", "{:.0f}"),
+    ("wall_seconds", "wall s (with loading)", "{:.0f}"),
+)
+RATIOS = (
+    ("tokens_per_s", "tokens/s"),
+    ("steady_tokens_per_s", "tokens/s after step 1"),
+    ("peak_allocated_mib", "peak allocated"),
+    ("peak_reserved_mib", "peak reserved"),
+    ("nvidia_smi_peak_mib", "nvidia-smi peak"),
+    ("peak_rss_mib", "peak RSS"),
+)
+
+
+def ratios(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | None]]:
+    out = {}
+    for ours, trl, label in (
+        ("langadapt-train", "trl sft", "without Liger"),
+        ("langadapt-train + Liger", "trl sft + Liger", "with Liger"),
+    ):
+        a, b = results.get(ours, {}), results.get(trl, {})
+        if not (a.get("ok") and b.get("ok")):
+            continue
+        out[label] = {
+            heading: (a[key] / b[key] if a.get(key) and b.get(key) else None)
+            for key, heading in RATIOS
+        }
+        out[label]["same tokens"] = a["tokens"] == b["tokens"]
+    return out
+
+
+def fmt(value: Any, pattern: str) -> str:
+    return "-" if value is None else pattern.format(value)
+
+
+def markdown(meta: dict[str, Any], results: dict, table: dict) -> str:
+    cols = [c for c in COLUMNS if any(r.get(c[0]) is not None for r in results.values())]
+    lines = [
+        f"Model: {meta['shape']}; data: {meta['rows']} rows of {meta['data']}; "
+        f"{meta['settings']}; device: {meta['device']}.",
+        "",
+        "| run | " + " | ".join(h for _, h, _ in cols) + " |",
+        "|---|" + "---:|" * len(cols),
+    ]
+    for name, r in results.items():
+        cells = [
+            fmt(r.get(k), f) if r.get("ok") or k == "wall_seconds" else "failed" for k, _, f in cols
+        ]
+        status = "" if r.get("ok") else f" (failed: exit {r['returncode']})"
+        lines.append(f"| {name}{status} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Ratios langadapt-train / trl sft (tokens/s: above 1 is faster; memory: below 1 is less):",
+        "",
+    ]
+    heads = [h for _, h in RATIOS]
+    lines += ["| | " + " | ".join(heads) + " | same tokens |", "|---|" + "---:|" * (len(heads) + 1)]
+    for label, row in table.items():
+        cells = [fmt(row[h], "{:.2f}x") for h in heads]
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {row['same tokens']} |")
+    if not table:
+        lines.append("| (no pair of runs finished) |" + " |" * (len(heads) + 1))
+    lines += [""] + [f"- {note}" for note in meta["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+# --- main ----------------------------------------------------------------------------------
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", required=True, help="SFT data file (any file langadapt reads)")
+    parser.add_argument("--tokenizer", required=True, help="tokenizer folder (with chat template)")
+    parser.add_argument("--out", required=True, help="folder for results.json/.md and the logs")
+    parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
+    parser.add_argument("--layers", type=int, default=LLAMA3_8B["layers"])
+    parser.add_argument("--hidden", type=int, default=LLAMA3_8B["hidden"])
+    parser.add_argument("--intermediate", type=int, default=LLAMA3_8B["intermediate"])
+    parser.add_argument("--heads", type=int, default=LLAMA3_8B["heads"])
+    parser.add_argument("--kv-heads", type=int, default=LLAMA3_8B["kv_heads"])
+    parser.add_argument("--vocab", type=int, default=LLAMA3_8B["vocab"])
+    parser.add_argument("--rows", type=int, default=256, help="training rows (default 256)")
+    parser.add_argument("--steps", type=int, default=10, help="optimizer steps per run")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--grad-accum", type=int, default=4)
+    parser.add_argument("--max-length", type=int, default=1024)
+    parser.add_argument("--packing", action=argparse.BooleanOptionalAction, default=False)
+    parser.add_argument("--liger", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument(
+        "--deadline",
+        type=float,
+        default=0,
+        help="seconds for everything; runs that would "
+        "start too late are skipped and the table is written anyway (0: no limit)",
+    )
+    parser.add_argument("--build-model", metavar="DIR", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    if args.build_model:
+        build_model(args, Path(args.build_model))
+        return 0
+    started = time.time()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    notes: list[str] = []
+    runs = [r for r in RUNS if not r[2] or args.liger]
+    if args.device == "cpu" and any(r[2] for r in runs):
+        runs = [r for r in runs if not r[2]]
+        notes.append("Liger runs skipped: Liger kernels need CUDA (Triton)")
+    if args.liger and args.device == "cuda":
+        notes.append(
+            "langadapt-train has no use_liger_kernel config key: its Liger run sets it on the "
+            "trainer arguments from the benchmark's hook"
+        )
+
+    env = dict(os.environ, TQDM_DISABLE="1", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    env.update(TRANSFORMERS_OFFLINE="1", HF_HUB_DISABLE_PROGRESS_BARS="1", PYTHONUNBUFFERED="1")
+    if args.device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""
+
+    with tempfile.TemporaryDirectory(prefix="train-vs-trl-") as tmp:
+        work = Path(tmp)
+        hook_dir = work / "hook"
+        hook_dir.mkdir()
+        (hook_dir / "sitecustomize.py").write_text(HOOK, "utf-8")
+        path = [str(hook_dir), *env.get("PYTHONPATH", "").split(os.pathsep), str(REPO)]
+        env["PYTHONPATH"] = os.pathsep.join(p for p in path if p)
+        env["HF_HOME"] = str(work / "hf-home")  # a fresh datasets cache: no stale entries
+
+        t0 = time.time()
+        rows, trl_data, n_rows = prepare_data(args, work)
+        print(f"data: {n_rows} rows ({time.time() - t0:.1f}s)", flush=True)
+        model = work / "model"
+        t0 = time.time()
+        build = [sys.executable, __file__, "--build-model", str(model), *_shape_argv(args)]
+        proc = subprocess.run(build, env=env, check=False)
+        if proc.returncode:
+            print(f"!!! building the model failed (exit {proc.returncode})", flush=True)
+            return 1
+        print(f"model built and saved in {time.time() - t0:.0f}s", flush=True)
+
+        results: dict[str, dict[str, Any]] = {}
+        meta = {
+            "shape": f"Llama (random weights) hidden {args.hidden}, intermediate "
+            f"{args.intermediate}, {args.layers} layers, {args.heads} heads, {args.kv_heads} kv "
+            f"heads, vocab {args.vocab}",
+            "data": Path(args.data).name,
+            "rows": n_rows,
+            "settings": f"QLoRA nf4 r{LORA_R} alpha {LORA_ALPHA} on {','.join(TARGETS)}, lr {LR}, "
+            f"{args.steps} steps, batch {args.batch_size} x accumulation {args.grad_accum}, "
+            f"max_length {args.max_length}, packing {'on' if args.packing else 'off'}, "
+            f"gradient checkpointing on, {'bf16' if args.device == 'cuda' else 'fp32'}",
+            "device": args.device,
+            "host": platform.node(),
+            "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "notes": notes,
+        }
+        longest = 0.0
+        for name, tool, liger in runs:
+            left = args.deadline - (time.time() - started) if args.deadline else 1e9
+            if left < longest * 1.1 or left < 30:
+                notes.append(f"{name}: skipped, {left:.0f}s left of --deadline {args.deadline:.0f}")
+                print(f"!!! {notes[-1]}", flush=True)
+                continue
+            slug = name.replace(" + ", "-").replace(" ", "-")
+            output = work / "runs" / slug
+            output.parent.mkdir(exist_ok=True)
+            if tool == "ours":
+                cmd = ours_command(args, model, rows, output)
+            else:
+                cmd = trl_command(args, model, trl_data, output, liger)
+            run_env = dict(env, TVT_HOOK_OUT=str(work / f"{slug}.json"))
+            if tool == "ours" and liger:
+                run_env["TVT_FORCE_LIGER"] = "1"
+            result = run_one(
+                name, cmd, run_env, out / f"{slug}.log", work / f"{slug}.json", max(left - 5, 30)
+            )
+            longest = max(longest, result["wall_seconds"])
+            results[name] = result
+            if result.get("device"):
+                meta["device"] = result["device"]
+            if result.get("ok") and liger and not result.get("use_liger_kernel"):
+                notes.append(f"{name}: use_liger_kernel was off in the trainer")
+            _write(out, meta, results)  # after every run: a cut-off command keeps what ran
+        table = _write(out, meta, results)
+        print("\n" + markdown(meta, results, table), flush=True)
+        print(f"total {time.time() - started:.0f}s; results in {out}", flush=True)
+    return 0 if results and all(r["ok"] for r in results.values()) else 1
+
+
+def _shape_argv(args: argparse.Namespace) -> list[str]:
+    return [
+        "--data", args.data, "--tokenizer", args.tokenizer, "--out", args.out,
+        "--device", args.device, "--layers", str(args.layers), "--hidden", str(args.hidden),
+        "--intermediate", str(args.intermediate), "--heads", str(args.heads),
+        "--kv-heads", str(args.kv_heads), "--vocab", str(args.vocab),
+    ]  # fmt: skip
+
+
+def _write(out: Path, meta: dict, results: dict) -> dict:
+    table = ratios(results)
+    payload = {"meta": meta, "runs": results, "ratios_ours_over_trl": table}
+    (out / "results.json").write_text(json.dumps(payload, indent=2) + "\n", "utf-8")
+    (out / "results.md").write_text(markdown(meta, results, table), "utf-8")
+    return table
+
+
+if __name__ == "__main__":
+    sys.exit(main())

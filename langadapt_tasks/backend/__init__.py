@@ -1,0 +1,1 @@
+"""lm-eval model backends: ``langadapt-hf``, the ``hf`` backend with shared-prefix KV reuse."""

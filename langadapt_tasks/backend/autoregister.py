@@ -1,0 +1,88 @@
+"""Registers ``langadapt-hf`` in lm-eval's model registry when lm-eval imports the registry."""
+
+# Installed also as the top-level module langadapt_lm_eval_hook, which langadapt_lm_eval.pth
+# imports at every interpreter start: standard library only, no langadapt, lm_eval or torch
+# import here, and nothing may raise. lm-eval 0.4 has no entry point for
+# models and its CLI creates the model before any task code runs (docs/backend.md).
+
+from __future__ import annotations
+
+import sys
+from types import ModuleType
+from typing import Any
+
+REGISTRY = "lm_eval.api.registry"
+MODEL_NAME = "langadapt-hf"
+TARGET = "langadapt_tasks.backend.hf:SharedPrefixHFLM"
+
+
+def register(registry: ModuleType) -> None:
+    """Add the lazy placeholder for ``langadapt-hf`` to ``registry.model_registry``."""
+    try:
+        # get_model() fills the registry with lm-eval's own models only while it is empty:
+        # fill it first, or ours would be the only name.
+        import lm_eval.models  # noqa: F401
+
+        models = registry.model_registry
+        if MODEL_NAME not in models:
+            models.register(MODEL_NAME, target=TARGET)
+    except Exception:  # never break lm-eval: without the hook only langadapt-hf is missing
+        pass
+
+
+class _RegisteringLoader:
+    """Runs the registry module with its own loader, then registers ``langadapt-hf``."""
+
+    def __init__(self, loader: Any) -> None:
+        self._loader = loader
+
+    def create_module(self, spec: Any) -> ModuleType | None:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        self._loader.exec_module(module)
+        register(module)
+
+    def __getattr__(self, name: str) -> Any:  # get_source, get_code, ... of the real loader
+        return getattr(self._loader, name)
+
+
+class RegistryFinder:
+    """A ``sys.meta_path`` finder that answers only for lm-eval's registry module, once: it
+    asks the other finders for the spec and wraps its loader."""
+
+    def __init__(self) -> None:
+        self.done = False
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if self.done or fullname != REGISTRY:
+            return None
+        self.done = True
+        try:
+            for finder in sys.meta_path:
+                find = getattr(finder, "find_spec", None)
+                if finder is self or find is None:
+                    continue
+                spec = find(fullname, path, target)
+                if spec is not None:
+                    if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                        spec.loader = _RegisteringLoader(spec.loader)
+                    return spec
+        except Exception:
+            pass
+        return None
+
+
+def install() -> None:
+    """Register now if lm-eval's registry is already imported, else install the finder."""
+    try:
+        registry = sys.modules.get(REGISTRY)
+        if registry is not None:
+            register(registry)
+        elif not any(type(f).__name__ == "RegistryFinder" for f in sys.meta_path):
+            sys.meta_path.insert(0, RegistryFinder())
+    except Exception:
+        pass
+
+
+install()
