@@ -43,20 +43,11 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_cmmlu_scores(args: argparse.Namespace) -> int:
-    from langadapt_tasks.scoring import format_views, load_results
+def _cmd_scores(args: argparse.Namespace) -> int:
+    from langadapt_tasks.scoring import BENCHMARKS, format_views, load_results
 
     results = load_results(args.results)
-    views = format_views(results)
-    print(json.dumps(views, indent=2, ensure_ascii=False) if args.json else views["markdown"])
-    return 0
-
-
-def _cmd_turkishmmlu_scores(args: argparse.Namespace) -> int:
-    from langadapt_tasks.scoring import TURKISHMMLU, format_views, load_results
-
-    results = load_results(args.results)
-    views = format_views(results, bench=TURKISHMMLU)
+    views = format_views(results, bench=BENCHMARKS[args.bench])
     print(json.dumps(views, indent=2, ensure_ascii=False) if args.json else views["markdown"])
     return 0
 
@@ -164,23 +155,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="task_yamls directory to write")
     p.set_defaults(func=_cmd_generate)
 
-    p = sub.add_parser(
-        "cmmlu-scores",
-        help="CMMLU in both views (lm-eval groups, CMMLU leaderboard) "
-        "from an lm-eval results file or output directory",
-    )
-    p.add_argument("results", type=Path, help="results_*.json, or a --output_path directory")
-    p.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
-    p.set_defaults(func=_cmd_cmmlu_scores)
-
-    p = sub.add_parser(
-        "turkishmmlu-scores",
-        help="TurkishMMLU in both views (lm-eval groups, the paper's subject means) "
-        "from an lm-eval results file or output directory",
-    )
-    p.add_argument("results", type=Path, help="results_*.json, or a --output_path directory")
-    p.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
-    p.set_defaults(func=_cmd_turkishmmlu_scores)
+    # One scoring command per benchmark: (command, lm-eval group, what its views are).
+    for command, group, views in (
+        (
+            "cmmlu-scores",
+            "cmmlu_langadapt",
+            "CMMLU in both views (lm-eval groups, CMMLU leaderboard)",
+        ),
+        (
+            "turkishmmlu-scores",
+            "turkishmmlu_langadapt",
+            "TurkishMMLU in both views (lm-eval groups, the paper's subject means)",
+        ),
+    ):
+        help_text = f"{views} from an lm-eval results file or output directory"
+        p = sub.add_parser(command, help=help_text)
+        p.add_argument("results", type=Path, help="results_*.json, or a --output_path directory")
+        p.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
+        p.set_defaults(func=_cmd_scores, bench=group)
 
     p = sub.add_parser(
         "judge",
