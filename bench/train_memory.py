@@ -115,8 +115,8 @@ def _cfg(args: argparse.Namespace, method: str, output: str, packing: bool = Fal
     return build(
         None,
         {
-            "model": args.model,
-            "output": output,
+            "model_name_or_path": args.model,
+            "output_dir": output,
             "data": args.data,
             "method": method,
             "max_rows": args.rows,
@@ -303,6 +303,8 @@ def main() -> None:
         results[method] = json.loads(lines[-1])
         print(f"{method}: {lines[-1]}", flush=True)
 
+    if not results:
+        raise SystemExit("every method failed (see above)")
     # Ratios are against the first method that ran (full, with the default --methods).
     ref = next(iter(results), None)
     base = results.get(ref)

@@ -12,8 +12,8 @@ One process orchestrates, and touches no accelerator itself:
    trainers (same seed) see the same batches;
 3. ``python -m langadapt_train`` and ``trl sft`` (TRL's console entry point, which starts the
    training script through ``accelerate launch``) run one after the other with the same
-   settings, then both again with Liger kernels. langadapt-train has no config key for Liger:
-   its Liger run sets ``use_liger_kernel`` on the trainer arguments from the benchmark's hook;
+   settings, then both again with Liger kernels (TRL's ``use_liger_kernel`` key, which
+   langadapt-train reads like any other TRL key: ``--use_liger_kernel true``);
 4. a ``sitecustomize`` hook, on the path of every run and of no other process, wraps
    ``transformers.Trainer.train`` in the training process of both tools alike: tokens are the
    trainer's logged ``num_tokens`` (non-padding tokens), time is the wall time of ``train()``
@@ -150,18 +150,6 @@ def _patch_trainer(module):
     module.Trainer.train = train
 
 
-def _patch_sft(module):
-    # langadapt-train has no Liger key: its Liger run turns it on where TRL reads it.
-    original = module.SFTTrainer.__init__
-
-    def init(self, *args, **kwargs):
-        if kwargs.get("args") is not None:
-            kwargs["args"].use_liger_kernel = True
-        original(self, *args, **kwargs)
-
-    module.SFTTrainer.__init__ = init
-
-
 def _patch_losslog(module):
     # The loss plot needs matplotlib, which a bare GPU machine may lack; it comes after the
     # timed part, so it is skipped there rather than failing the run.
@@ -170,8 +158,6 @@ def _patch_losslog(module):
 
 
 _HOOKS = {"transformers.trainer": _patch_trainer, "langadapt_train.losslog": _patch_losslog}
-if os.environ.get("TVT_FORCE_LIGER") == "1":
-    _HOOKS["trl.trainer.sft_trainer"] = _patch_sft
 
 
 class _Finder(importlib.abc.MetaPathFinder):
@@ -268,14 +254,17 @@ def prepare_data(args: argparse.Namespace, work: Path) -> tuple[Path, Path, int]
 # --- the two tools -------------------------------------------------------------------------
 
 
-def ours_command(args: argparse.Namespace, model: Path, rows: Path, output: Path) -> list[str]:
+def ours_command(
+    args: argparse.Namespace, model: Path, rows: Path, output: Path, liger: bool
+) -> list[str]:
+    """``python -m langadapt_train`` with the same settings as ``trl_command`` (TRL's key names)."""
     return [
         sys.executable,
         "-m",
         "langadapt_train",
-        "--model",
+        "--model_name_or_path",
         str(model),
-        "--output",
+        "--output_dir",
         str(output),
         "--data",
         str(rows),
@@ -283,26 +272,26 @@ def ours_command(args: argparse.Namespace, model: Path, rows: Path, output: Path
         "qlora",
         "--preset",
         "r16-a48",  # lora_r 16, lora_alpha 48, learning_rate 1.6e-5
-        "--lora-dropout",
+        "--lora_dropout",
         str(LORA_DROPOUT),
-        "--target-modules",
-        ",".join(TARGETS),
-        "--max-steps",
+        "--lora_target_modules",
+        *TARGETS,
+        "--max_steps",
         str(args.steps),
-        "--per-device-train-batch-size",
+        "--per_device_train_batch_size",
         str(args.batch_size),
-        "--gradient-accumulation-steps",
+        "--gradient_accumulation_steps",
         str(args.grad_accum),
-        "--max-length",
+        "--max_length",
         str(args.max_length),
-        "--packing" if args.packing else "--no-packing",
-        "--no-assistant-only-loss",
-        "--gradient-checkpointing",
+        "--packing" if args.packing else "--no_packing",
+        "--no_assistant_only_loss",
+        "--gradient_checkpointing",
         "--precision",
         "bf16" if args.device == "cuda" else "fp32",
-        "--warmup-ratio",
-        "0.03",
-        "--lr-scheduler-type",
+        "--warmup_steps",
+        "0.03",  # below 1: a fraction of the steps
+        "--lr_scheduler_type",
         "cosine",
         "--optim",
         "adamw_torch",
@@ -310,13 +299,14 @@ def ours_command(args: argparse.Namespace, model: Path, rows: Path, output: Path
         "42",
         "--heldout",
         "0",
-        "--no-decontaminate",
-        "--save-steps",
+        "--no_decontaminate",
+        "--save_steps",
         "100000",
-        "--logging-steps",
+        "--logging_steps",
         "1",
-        "--report-to",
-        "none",
+        # report_to: langadapt-train's default is already none (no tracker integration)
+        "--use_liger_kernel",
+        "true" if liger else "false",
     ]
 
 
@@ -583,11 +573,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "cpu" and any(r[2] for r in runs):
         runs = [r for r in runs if not r[2]]
         notes.append("Liger runs skipped: Liger kernels need CUDA (Triton)")
-    if args.liger and args.device == "cuda":
-        notes.append(
-            "langadapt-train has no use_liger_kernel config key: its Liger run sets it on the "
-            "trainer arguments from the benchmark's hook"
-        )
 
     env = dict(os.environ, TQDM_DISABLE="1", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
     env.update(TRANSFORMERS_OFFLINE="1", HF_HUB_DISABLE_PROGRESS_BARS="1", PYTHONUNBUFFERED="1")
@@ -642,12 +627,10 @@ def main(argv: list[str] | None = None) -> int:
             output = work / "runs" / slug
             output.parent.mkdir(exist_ok=True)
             if tool == "ours":
-                cmd = ours_command(args, model, rows, output)
+                cmd = ours_command(args, model, rows, output, liger)
             else:
                 cmd = trl_command(args, model, trl_data, output, liger)
             run_env = dict(env, TVT_HOOK_OUT=str(work / f"{slug}.json"))
-            if tool == "ours" and liger:
-                run_env["TVT_FORCE_LIGER"] = "1"
             result = run_one(
                 name, cmd, run_env, out / f"{slug}.log", work / f"{slug}.json", max(left - 5, 30)
             )

@@ -1,12 +1,13 @@
 """``langadapt-train``: train one adapter, or a sweep of presets.
 
-    langadapt-train --config configs/llama3-zh-qlora.yaml [--any-field VALUE ...]
-    langadapt-train --model BASE --data zh-mix --preset r16-a48 --output DIR
+    langadapt-train --config configs/llama3-zh-qlora.yaml [--any-key VALUE ...]
+    langadapt-train --model_name_or_path BASE --data zh-mix --preset r16-a48 --output_dir DIR
     langadapt-train sweep --config CFG --presets r8-a32,r16-a32,r16-a48
 
-A sweep writes one adapter directory per preset under ``--output``
-(``<output>/<preset>``), skips presets whose run has finished, and resumes
-presets that stopped after a checkpoint.
+The keys are the fields of TRL's SFTConfig and ModelConfig and langadapt's own
+(below), in the YAML file and as flags. A sweep writes one adapter directory per
+preset under output_dir (<output_dir>/<preset>), skips presets whose run has
+finished, and resumes presets that stopped after a checkpoint.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from langadapt_train.data.mix import MixError
 from langadapt_train.data.sources import DataFileError
 from langadapt_train.decontam import DecontamError
 from langadapt_train.outputs import TrainError, has_checkpoints, is_finished
+from langadapt_train.parser import build_parser, given_flags
 from langadapt_train.presets import PRESETS
 from langadapt_train.templates import TemplateError
 
@@ -34,29 +36,17 @@ USER_ERRORS = (
 )
 
 
-def _parser(prog: str, sweep: bool) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--config", help="YAML file of config keys (flags override it)")
-    if sweep:
-        parser.add_argument(
-            "--presets", required=True, help=f"comma-separated presets ({', '.join(PRESETS)})"
-        )
-    config_mod.add_flags(parser)
-    return parser
-
-
-def _sources(args: argparse.Namespace) -> tuple[dict, dict, str]:
+def _sources(args: argparse.Namespace, flags: dict) -> tuple[dict, dict, str]:
     """(YAML keys, flag keys, the YAML's name) of this invocation."""
-    overrides = config_mod.overrides_from(args)
     if args.config:
-        return config_mod.read_yaml(args.config), overrides, str(args.config)
-    return {}, overrides, "config"
+        return config_mod.read_yaml(args.config), flags, str(args.config)
+    return {}, flags, "config"
 
 
-def _config(args: argparse.Namespace, preset: str | None = None) -> config_mod.TrainConfig:
-    yaml_data, overrides, where = _sources(args)
+def _config(
+    args: argparse.Namespace, flags: dict, preset: str | None = None
+) -> config_mod.TrainConfig:
+    yaml_data, overrides, where = _sources(args, flags)
     return config_mod.build(yaml_data, overrides, where, preset)
 
 
@@ -66,7 +56,7 @@ def _train(cfg: config_mod.TrainConfig) -> Path:
     return train(cfg)
 
 
-def sweep(args: argparse.Namespace) -> list[Path]:
+def sweep(args: argparse.Namespace, flags: dict) -> list[Path]:
     """One run per preset under ``<output>/<preset>``.
 
     The same precedence as a single run: the sweep's preset fills lora_r / lora_alpha /
@@ -79,7 +69,7 @@ def sweep(args: argparse.Namespace) -> list[Path]:
         raise config_mod.ConfigError(
             f"--presets: unknown preset(s) {unknown}; known: {', '.join(PRESETS)}"
         )
-    yaml_data, overrides, where = _sources(args)
+    yaml_data, overrides, where = _sources(args, flags)
     explicit = config_mod.explicit_values(yaml_data, overrides, where)
     for name in names:
         for key in ("lora_r", "lora_alpha"):
@@ -90,7 +80,7 @@ def sweep(args: argparse.Namespace) -> list[Path]:
                     "sweep varies lora_r and lora_alpha, so remove them from the config"
                 )
     # Every preset's config is validated (and its preset values logged) before the first run.
-    configs = {name: _config(args, preset=name) for name in names}
+    configs = {name: _config(args, flags, preset=name) for name in names}
     outputs = []
     for name in names:
         output = Path(configs[name].output) / name
@@ -103,7 +93,7 @@ def sweep(args: argparse.Namespace) -> list[Path]:
         resume = has_checkpoints(output)
         print(f"[sweep] {name}: {'resuming' if resume else 'training'} -> {output}", flush=True)
         cfg = configs[name]
-        cfg.output, cfg.resume = str(output), resume
+        cfg.relocate(output, resume)
         _train(cfg)
     return outputs
 
@@ -115,13 +105,14 @@ def main(argv: list[str] | None = None) -> int:
     is_sweep = bool(argv) and argv[0] == "sweep"
     if argv and argv[0] in ("sweep", "train"):
         argv = argv[1:]
-    args = _parser("langadapt-train" + (" sweep" if is_sweep else ""), is_sweep).parse_args(argv)
+    parser = build_parser("langadapt-train" + (" sweep" if is_sweep else ""), __doc__, is_sweep)
     try:
+        flags, args = given_flags(parser, argv)
         if is_sweep:
-            for output in sweep(args):
+            for output in sweep(args, flags):
                 print(output)
         else:
-            print(_train(_config(args)))
+            print(_train(_config(args, flags)))
     except KeyboardInterrupt:
         print(
             "langadapt-train: interrupted; run the same command with --resume to continue "

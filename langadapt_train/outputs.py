@@ -9,10 +9,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from langadapt_train.config import CONFIG_NAME
-
 log = logging.getLogger("langadapt_train")
 
+CONFIG_NAME = "langadapt_train.yaml"  # the run's settings (langadapt_train.config)
 DONE = "training_complete.json"
 MANIFEST = "data_manifest.json"
 DECONTAM_REPORT = "decontamination.jsonl"

@@ -13,10 +13,10 @@ The output directory holds, when the run has finished:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
-import os
 import re
 import time
 from collections import Counter
@@ -25,11 +25,12 @@ from typing import Any
 
 from langadapt_train import config as config_mod
 from langadapt_train import losslog, templates
-from langadapt_train.config import CONFIG_NAME, TrainConfig
+from langadapt_train.config import TrainConfig
 from langadapt_train.data import mix
 from langadapt_train.decontam import build_index
 from langadapt_train.outputs import (
     CHECKPOINTS,
+    CONFIG_NAME,
     DECONTAM_REPORT,
     DONE,
     HELDOUT,
@@ -48,11 +49,12 @@ def load_tokenizer(cfg: TrainConfig) -> tuple[Any, templates.ChosenTemplate]:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(
-        cfg.tokenizer or cfg.model, trust_remote_code=cfg.trust_remote_code
+        cfg.script.tokenizer or cfg.model_args.model_name_or_path,
+        trust_remote_code=cfg.sft["trust_remote_code"],
     )
     if not tokenizer.is_fast:
         raise TrainError("a fast tokenizer is needed (assistant tokens are located by offsets)")
-    chosen = templates.choose(cfg.chat_template, tokenizer)
+    chosen = templates.choose(cfg.script.chat_template, tokenizer)
     templates.install(tokenizer, chosen)
     return tokenizer, chosen
 
@@ -64,30 +66,32 @@ def prepare_data(
 
     Nothing is written: the output folder is touched only once every check has passed.
     """
-    spec = mix.resolve(cfg.data)
+    own = cfg.script
+    spec = mix.resolve(own.data)
     index = None
-    if cfg.decontaminate:
+    if own.decontaminate:
         index = build_index(
-            cfg.decontam_ngram, cfg.cmmlu_dir, cfg.mt_bench_dir, cfg.turkishmmlu_dir
+            own.decontam_ngram, own.cmmlu_dir, own.mt_bench_dir, own.turkishmmlu_dir
         )
     built = mix.build(
-        spec, index, system_prompt=cfg.system_prompt, max_rows=cfg.max_rows, heldout=cfg.heldout
+        spec, index, system_prompt=own.system_prompt, max_rows=own.max_rows, heldout=own.heldout
     )
+    max_length, assistant_only = cfg.sft["max_length"], cfg.sft["assistant_only_loss"]
 
     rows: list[dict[str, list[int]]] = []
     preview: list[dict[str, Any]] = []  # what training saw, for checking the template round trip
     skipped: Counter = Counter()
     truncated = tokens = loss_tokens = 0
     for messages in built.train:
-        enc = templates.encode(tokenizer, messages, cfg.max_length, cfg.assistant_only_loss)
+        enc = templates.encode(tokenizer, messages, max_length, assistant_only)
         if sum(enc["assistant_masks"]) == 0:
-            skipped[f"no assistant token within max_length={cfg.max_length}"] += 1
+            skipped[f"no assistant token within max_length={max_length}"] += 1
             continue
         truncated += enc["truncated"]
         tokens += len(enc["input_ids"])
         loss_tokens += sum(enc["assistant_masks"])
         row = {"input_ids": enc["input_ids"]}
-        if cfg.assistant_only_loss:
+        if assistant_only:
             row["assistant_masks"] = enc["assistant_masks"]
         rows.append(row)
         if len(preview) < 3:
@@ -124,8 +128,8 @@ def prepare_data(
             for r in built.sources
         ],
         "decontamination": {
-            "enabled": cfg.decontaminate,
-            "ngram": cfg.decontam_ngram,
+            "enabled": own.decontaminate,
+            "ngram": own.decontam_ngram,
             "eval_items": dict(index.sources) if index else {},
             # Evaluation sets that could not be checked (e.g. TurkishMMLU without its data).
             "unavailable": dict(index.unavailable) if index else {},
@@ -139,7 +143,7 @@ def prepare_data(
             "truncated": truncated,
             "tokens": tokens,
             "loss_tokens": loss_tokens,
-            "max_length": cfg.max_length,
+            "max_length": max_length,
         },
         "template": {"name": chosen.name, "sha256": chosen.sha256},
         "train_sha256": _rows_sha256(rows),
@@ -213,21 +217,15 @@ def _rows_sha256(rows: list[dict[str, list[int]]]) -> str:
 # --- model -------------------------------------------------------------------------------
 
 
-def compute_dtype(precision: str) -> tuple[Any, str]:
-    """(torch dtype, name): ``auto`` is bf16 on a GPU that has it, else fp16 on GPU, fp32 on CPU."""
+def compute_dtype(cfg: TrainConfig) -> Any:
+    """The torch dtype the model computes in: ModelConfig's ``dtype`` (set from ``precision``
+    unless given); ``auto`` follows bf16 / fp16."""
     import torch
 
-    if precision == "auto":
-        if torch.cuda.is_available():
-            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        else:
-            precision = "fp32"
-    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[
-        precision
-    ], precision
-
-
-_DTYPE_NAMES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32", "uint8": "uint8"}
+    name = cfg.model_args.dtype
+    if name in (None, "auto"):
+        name = "bfloat16" if cfg.sft["bf16"] else "float16" if cfg.sft["fp16"] else "float32"
+    return getattr(torch, name)
 
 
 def under_fsdp() -> bool:
@@ -238,32 +236,33 @@ def under_fsdp() -> bool:
 
 
 def quant_storage(cfg: TrainConfig, fsdp: bool) -> str:
-    """The dtype that holds QLoRA's packed 4-bit weights (``bf16``, ``fp32``, ``uint8``, ...).
+    """The dtype that holds QLoRA's packed 4-bit weights (``bfloat16``, ``uint8``, ...).
 
     FSDP shards float tensors only, and all tensors of one FSDP unit must share a dtype, so
-    under FSDP ``auto`` is the compute dtype (fp32 for fp16 compute, as PEFT's FSDP-QLoRA guide
-    advises for stable mixed precision); elsewhere bitsandbytes' own uint8.
+    under FSDP unset means the compute dtype (float32 for fp16 compute, as PEFT's FSDP-QLoRA
+    guide advises for stable mixed precision); elsewhere bitsandbytes' own uint8.
     """
-    if cfg.bnb_4bit_quant_storage != "auto":
-        return cfg.bnb_4bit_quant_storage
+    import torch
+
+    if cfg.model_args.bnb_4bit_quant_storage is not None:
+        return cfg.model_args.bnb_4bit_quant_storage
     if not fsdp:
         return "uint8"
-    _, precision = compute_dtype(cfg.precision)
-    return "fp32" if precision == "fp16" else precision
+    dtype = compute_dtype(cfg)
+    return "float32" if dtype == torch.float16 else str(dtype).removeprefix("torch.")
 
 
 def quantization_config(cfg: TrainConfig, fsdp: bool) -> Any:
-    """The BitsAndBytesConfig of ``method: qlora``: NF4, double quantization."""
-    from transformers import BitsAndBytesConfig
+    """The BitsAndBytesConfig of ``method: qlora`` from TRL's helper: NF4 with double
+    quantization by default, computing in the model's dtype."""
+    from trl import get_quantization_config
 
-    dtype, _ = compute_dtype(cfg.precision)
-    return BitsAndBytesConfig(
-        load_in_4bit=True,
-        bnb_4bit_quant_type="nf4",
-        bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=dtype,
-        bnb_4bit_quant_storage=_DTYPE_NAMES[quant_storage(cfg, fsdp)],
+    args = dataclasses.replace(
+        cfg.model_args,
+        dtype=str(compute_dtype(cfg)).removeprefix("torch."),
+        bnb_4bit_quant_storage=quant_storage(cfg, fsdp),
     )
+    return get_quantization_config(args)
 
 
 def load_model(cfg: TrainConfig) -> tuple[Any, Any]:
@@ -271,13 +270,20 @@ def load_model(cfg: TrainConfig) -> tuple[Any, Any]:
     import torch
     from accelerate import PartialState
     from accelerate.utils import DistributedType
-    from peft import LoraConfig, prepare_model_for_kbit_training
+    from peft import prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM
+    from trl import get_peft_config
 
-    dtype, _ = compute_dtype(cfg.precision)
+    method, margs = cfg.script.method, cfg.model_args
     fsdp = under_fsdp()
-    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": cfg.trust_remote_code}
-    if cfg.method == "qlora":
+    kwargs: dict[str, Any] = {
+        "dtype": compute_dtype(cfg),
+        "revision": margs.model_revision,
+        "trust_remote_code": cfg.sft["trust_remote_code"],
+    }
+    if margs.attn_implementation is not None:
+        kwargs["attn_implementation"] = margs.attn_implementation
+    if method == "qlora":
         bnb = quantization_config(cfg, fsdp)
         kwargs["quantization_config"] = bnb
         if fsdp and bnb.bnb_4bit_quant_storage.is_floating_point:
@@ -289,33 +295,21 @@ def load_model(cfg: TrainConfig) -> tuple[Any, Any]:
             # DDP: every process holds the whole 4-bit model on its own GPU. Under FSDP the
             # model is loaded without a device map and accelerate shards and places it.
             kwargs["device_map"] = {"": state.local_process_index}
-    model = AutoModelForCausalLM.from_pretrained(cfg.model, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(margs.model_name_or_path, **kwargs)
     # No KV cache in training: with one, transformers skips the packed-sequence (block-diagonal)
     # mask that keeps packed samples from attending to each other.
     model.config.use_cache = False
-    if cfg.method == "qlora" and not fsdp:
+    if method == "qlora" and not fsdp:
         # Under FSDP this is skipped (as TRL did for sharded QLoRA): it casts the norms and
         # embeddings to fp32, which FSDP cannot flatten together with the packed weights.
         # Gradient checkpointing and input gradients are then set up by the trainer and TRL.
         model = prepare_model_for_kbit_training(
             model,
-            use_gradient_checkpointing=cfg.gradient_checkpointing,
-            gradient_checkpointing_kwargs={"use_reentrant": False},
+            use_gradient_checkpointing=cfg.sft["gradient_checkpointing"],
+            gradient_checkpointing_kwargs=cfg.sft["gradient_checkpointing_kwargs"],
         )
-    if cfg.method == "full":
-        return model, None
-    targets: str | list[str] = (
-        "all-linear" if cfg.target_modules == ["all-linear"] else list(cfg.target_modules)
-    )
-    peft_config = LoraConfig(
-        r=cfg.lora_r,
-        lora_alpha=cfg.lora_alpha,
-        lora_dropout=cfg.lora_dropout,
-        target_modules=targets,
-        bias="none",
-        task_type="CAUSAL_LM",
-    )
-    return model, peft_config
+    # TRL's helper: LoRA with ModelConfig's lora_* keys (None when use_peft is off: full).
+    return model, get_peft_config(margs)
 
 
 def keep_adapter_fp32(model: Any) -> None:
@@ -333,45 +327,17 @@ def keep_adapter_fp32(model: Any) -> None:
 
 
 def sft_config(cfg: TrainConfig, output: Path) -> Any:
-    """TRL's settings. Building them starts the process group under ``accelerate launch``."""
-    import torch
+    """TRL's SFTConfig of the run. Building it starts the process group under
+    ``accelerate launch``.
+
+    Checkpoints go to ``<output>/checkpoints``. The rows are tokenized and masked here
+    (``templates.encode``), so TRL is not asked to mask assistant turns again: it keeps the
+    rows' ``assistant_masks`` as they are.
+    """
     from trl import SFTConfig
 
-    _, precision = compute_dtype(cfg.precision)
     return SFTConfig(
-        # Several processes and no GPU: data parallel on the CPU (gloo). Without this,
-        # transformers would treat each process as a run of its own.
-        use_cpu=int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available(),
-        output_dir=str(output / CHECKPOINTS),
-        max_length=cfg.max_length,
-        packing=cfg.packing,
-        # BFD packing keeps each sample's own position_ids, and transformers builds a
-        # block-diagonal mask from them: no attention across packed samples.
-        packing_strategy="bfd",
-        learning_rate=cfg.learning_rate,
-        num_train_epochs=cfg.num_train_epochs,
-        max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.per_device_train_batch_size,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-        warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
-        lr_scheduler_type=cfg.lr_scheduler_type,
-        weight_decay=cfg.weight_decay,
-        max_grad_norm=cfg.max_grad_norm,
-        optim=cfg.optim,
-        bf16=precision == "bf16",
-        fp16=precision == "fp16",
-        gradient_checkpointing=cfg.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False},
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        save_strategy="steps",
-        save_steps=cfg.save_steps,
-        save_total_limit=cfg.save_total_limit,
-        logging_steps=cfg.logging_steps,
-        report_to=cfg.report_to,
-        dataloader_num_workers=0,
-        # DDP: every trainable weight (adapter or model) takes part in each step.
-        ddp_find_unused_parameters=False,
+        **{**cfg.sft, "output_dir": str(output / CHECKPOINTS), "assistant_only_loss": False}
     )
 
 
@@ -422,21 +388,21 @@ def train(cfg: TrainConfig) -> Path:
     from trl import SFTTrainer
 
     output = Path(cfg.output).expanduser().resolve()
-    checkpoint = check_output(output, cfg.resume)
+    checkpoint = check_output(output, cfg.script.resume)
     if checkpoint is not None:
         _check_same_config(output, cfg)
     try:
         args = sft_config(cfg, output)  # starts the process group under accelerate launch
     except ValueError as err:  # transformers checks optim, lr_scheduler_type, ...
         keys = [
-            k for k, v in cfg.to_dict().items() if isinstance(v, str) and f"{v} is not" in str(err)
+            k for k, v in cfg.settings.items() if isinstance(v, str) and f"{v} is not" in str(err)
         ]
         where = f"config key {keys[0]!r}: " if keys else "the trainer refused the settings: "
         raise TrainError(where + str(err)) from None
     state = PartialState()
     if not state.is_main_process:
         log.setLevel(logging.WARNING)  # one copy of the run's log, from the main process
-    set_seed(cfg.seed)
+    set_seed(cfg.sft["seed"])
 
     tokenizer, chosen = load_tokenizer(cfg)
     rows, manifest, records = prepare_data(cfg, tokenizer, chosen)
@@ -473,7 +439,7 @@ def train(cfg: TrainConfig) -> Path:
         output.mkdir(parents=True, exist_ok=True)
         cfg.save(output)
         write_records(output, manifest, records)
-    if cfg.method != "full":
+    if cfg.script.method != "full":
         keep_adapter_fp32(trainer.model)
     started = time.time()
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
@@ -487,10 +453,11 @@ def train(cfg: TrainConfig) -> Path:
     if not state.is_main_process:
         return output
     tokenizer.save_pretrained(str(output))  # carries the chat template used for training
+    margs = cfg.model_args
     losslog.plot(
         output,
-        f"{Path(cfg.model).name} {cfg.method} r={cfg.lora_r} "
-        f"a={cfg.lora_alpha} on {manifest['mix']['name']}",
+        f"{Path(margs.model_name_or_path).name} {cfg.script.method} r={margs.lora_r} "
+        f"a={margs.lora_alpha} on {manifest['mix']['name']}",
     )
     done = {
         "global_step": trainer.state.global_step,

@@ -237,7 +237,7 @@ def loaded_after_import(statement: str) -> list[str]:
         ("import langadapt_tasks.report", []),
         ("import langadapt_tasks.cli", []),
         ("from langadapt_tasks.cli import main; main(['path'])", []),
-        ("import langadapt_train.outputs, langadapt_train.config", []),
+        ("import langadapt_train.outputs, langadapt_train.presets", []),
         # Imported at every interpreter start by the .pth file that registers langadapt-hf.
         ("import langadapt_tasks.backend.autoregister", []),
     ],

@@ -159,19 +159,38 @@ def test_groups_by_longest_shared_prefix() -> None:
     assert groups[0].prefix_len == 10
 
 
+def compare_with_hf(lm: Any, hf_lm: Any, metadata: dict, limit: int, requests: int) -> TokenMeter:
+    """Run LMEVAL_TASK through ``lm`` (its forward passes metered) and ``hf``: the same scores
+    on ``requests`` requests; returns the meter."""
+    meter = TokenMeter(lm.model)
+    try:
+        ours = evaluate(lm, [LMEVAL_TASK], metadata, limit=limit)
+    finally:
+        meter.close()
+    theirs = evaluate(hf_lm, [LMEVAL_TASK], metadata, limit=limit)
+    assert assert_same_scores(ours, theirs, [LMEVAL_TASK]) == requests
+    return meter
+
+
 def test_space_before_letter_task_equals_hf(hf_lm: Any, metadata: dict[str, str]) -> None:
     """lm-eval's CMMLU format (" A", another token boundary), 5-shot, three questions."""
     from langadapt_tasks.backend.hf import SharedPrefixHFLM
 
     lm = SharedPrefixHFLM(pretrained=hf_lm.model, tokenizer=hf_lm.tokenizer, batch_size=2)
-    meter = TokenMeter(lm.model)
-    try:
-        ours = evaluate(lm, [LMEVAL_TASK], metadata, limit=3)
-    finally:
-        meter.close()
-    theirs = evaluate(hf_lm, [LMEVAL_TASK], metadata, limit=3)
-    assert assert_same_scores(ours, theirs, [LMEVAL_TASK]) == 12
+    meter = compare_with_hf(lm, hf_lm, metadata, limit=3, requests=12)
     assert len(meter.uncached) == 1  # the three questions' shared prefix, once
+
+
+def test_shared_prefix_off_scores_every_request_as_hf(hf_lm: Any, metadata: dict[str, str]) -> None:
+    """``shared_prefix=False`` (the study's setting for an adapter's runs where no prefix is
+    shared, kept only for the adapter check): no KV cache reused, one whole input per pass."""
+    from langadapt_tasks.backend.hf import SharedPrefixHFLM
+
+    lm = SharedPrefixHFLM(
+        pretrained=hf_lm.model, tokenizer=hf_lm.tokenizer, batch_size=1, shared_prefix="False"
+    )
+    meter = compare_with_hf(lm, hf_lm, metadata, limit=2, requests=8)
+    assert len(meter.uncached) == 2  # hf's one pass per question (the 4 letters share it)
 
 
 def test_a_language_specs_multiple_choice_task_equals_hf(hf_lm: Any) -> None:

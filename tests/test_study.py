@@ -102,9 +102,13 @@ def test_train_step_runs_the_sweep_once_and_skips_finished_presets(tmp_path: Pat
     run_study(cfg, ["train"], run=fake)
     (args,) = calls
     assert args[1:3] == ["sweep", "--config"] and "r8-a32,r16-a48" in args
-    assert args[args.index("--output") + 1] == str(tmp_path / "out" / "adapters")
-    assert args[args.index("--model") + 1] == str(tmp_path)
-    assert "--max-steps" in args and "--no-packing" in args
+    # The command as langadapt-train's own parser reads it.
+    from langadapt_train.parser import build_parser, given_flags
+
+    flags, _ = given_flags(build_parser("langadapt-train sweep", "", True), args[2:])
+    assert flags["output_dir"] == str(tmp_path / "out" / "adapters")
+    assert flags["model_name_or_path"] == str(tmp_path)
+    assert (flags["max_steps"], flags["packing"]) == (4, False)
     # r8-a32 finished: only r16-a48 is trained next time; both finished: no call at all.
     for preset in ("r8-a32", "r16-a48"):
         done = tmp_path / "out" / "adapters" / preset
@@ -124,6 +128,53 @@ def test_train_step_runs_the_sweep_once_and_skips_finished_presets(tmp_path: Pat
     adapter = ModelSpec("r8-a32", str(tmp_path), str(tmp_path / "out" / "adapters" / "r8-a32"))
     with pytest.raises(StudyError, match="train it first"):
         evaluate(cfg, adapter, {}, fake)
+
+
+@pytest.mark.slow
+def test_an_adapter_that_changes_nothing_stops_the_study(
+    smollm2_dir: Path, cmmlu_dir: Path, tmp_path: Path
+) -> None:
+    """The check every engine gets: run as an engine that does not apply the adapter would
+    (langadapt-hf's own probe off: check_adapter=False), a LoRA adapter that adds nothing
+    (PEFT's default B = 0) gives the base model's log-likelihoods, and the study stops
+    without recording the run."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(smollm2_dir)
+    get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(
+        tmp_path / "zero"
+    )
+    config = write(
+        tmp_path / "study.yaml",
+        {
+            "output": "study",
+            "base_model": str(smollm2_dir),
+            "train": {"adapters": {"zero": "zero"}},
+            "evaluate": {
+                "tasks": ["cmmlu_langadapt_arts"],
+                "limit": 2,
+                "num_fewshot": 0,
+                "engine_args": "check_adapter=False",
+            },
+            "judge": "off",
+        },
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LANGADAPT_"))}
+    env.update(
+        LANGADAPT_HOME=str(tmp_path / "home"),
+        LANGADAPT_CMMLU_DIR=str(cmmlu_dir),
+        HF_HUB_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+    )
+    proc = run_cli(["langadapt", "study", "--config", str(config)], env=env, timeout=600)
+    assert proc.returncode != 0
+    # Two questions of four choices: eight log-likelihoods, every one the base model's.
+    assert "evaluate zero: all 8 log-likelihoods equal the base model's" in proc.stderr
+    assert "was not applied" in proc.stderr
+    out = tmp_path / "study" / "eval"
+    assert (out / "base" / "langadapt_run.json").is_file()
+    assert not (out / "zero" / "langadapt_run.json").exists()  # redone on the next run
 
 
 @pytest.mark.slow

@@ -229,17 +229,29 @@ def test_engine_picks_the_backend_per_run(tmp_path: Path) -> None:
     tasks = ["cmmlu_langadapt_arts", "mtbench_langadapt_zh_writing"]
     adapter = _adapter(tmp_path / "zh-r8", 8)
     model = ModelSpec("zh-r8", "org/m", str(adapter))
-    # Default: the multiple-choice run through langadapt-hf, MT-Bench (generation) through hf.
+    # Default: the multiple-choice run through langadapt-hf, MT-Bench (generation) through hf;
+    # an adapter's runs all go through langadapt-hf, whose check_adapter probe stops a run
+    # whose adapter changes nothing, scoring as hf where no prefix is shared.
     cfg = load(config(tmp_path, evaluate={"tasks": tasks, "num_fewshot": 5}))
     main, mt = eval_runs(cfg, "zh-r8")
     assert Path(lm_eval_command(cfg, model, main)[0]).name == "lm_eval"
     peft = f"pretrained=org/m,peft={adapter}"
     assert _backend(lm_eval_command(cfg, model, main)) == ("langadapt-hf", peft)
-    assert _backend(lm_eval_command(cfg, model, mt)) == ("hf", peft)
-    # shared_prefix off: hf everywhere.
+    assert _backend(lm_eval_command(cfg, model, mt)) == (
+        "langadapt-hf",
+        f"{peft},shared_prefix=False",
+    )
+    base = ModelSpec("base", "org/m")
+    assert _backend(lm_eval_command(cfg, base, mt)) == ("hf", "pretrained=org/m")
+    # shared_prefix off: hf everywhere, but for the adapter check.
     evaluate = {"tasks": tasks, "num_fewshot": 5, "shared_prefix": False}
     off = load(config(tmp_path, evaluate=evaluate))
-    assert _backend(lm_eval_command(off, model, eval_runs(off, "zh-r8")[0]))[0] == "hf"
+    first = eval_runs(off, "zh-r8")[0]
+    assert _backend(lm_eval_command(off, base, first)) == ("hf", "pretrained=org/m")
+    assert _backend(lm_eval_command(off, model, first)) == (
+        "langadapt-hf",
+        f"{peft},shared_prefix=False",
+    )
     # processes: lm-eval's data parallel under accelerate launch.
     two = load(config(tmp_path, evaluate={"tasks": tasks, "processes": 2}))
     (run,) = eval_runs(two, "zh-r8")

@@ -9,6 +9,10 @@ import yaml
 
 from langadapt_train import config
 from langadapt_train.cli import main
+from langadapt_train.config import ConfigError
+from langadapt_train.outputs import CONFIG_NAME
+
+MO = {"model_name_or_path": "m", "output_dir": "o"}
 
 
 def write_yaml(path: Path, data: dict) -> Path:
@@ -20,73 +24,85 @@ def test_yaml_then_flags_then_preset_precedence(tmp_path: Path) -> None:
     cfg_file = write_yaml(
         tmp_path / "c.yaml",
         {
-            "model": "m",
-            "output": "./out",
+            "model_name_or_path": "m",
+            "output_dir": "./out",
             "preset": "r8-a32",
             "lora_alpha": 64,
-            "target_modules": ["q_proj", "v_proj"],
+            "lora_target_modules": ["q_proj", "v_proj"],
             "packing": True,
         },
     )
     cfg = config.load(cfg_file, {"max_length": "256", "seed": 7})
-    assert cfg.lora_r == 8  # from the preset
-    assert cfg.lora_alpha == 64  # YAML beats the preset
-    assert cfg.learning_rate == pytest.approx(1.6e-5)
-    assert cfg.max_length == 256 and cfg.seed == 7  # flags, parsed from strings
-    assert cfg.target_modules == ["q_proj", "v_proj"] and cfg.packing is True
+    assert cfg.model_args.lora_r == 8  # from the preset
+    assert cfg.model_args.lora_alpha == 64  # YAML beats the preset
+    assert cfg.sft["learning_rate"] == pytest.approx(1.6e-5)
+    assert cfg.sft["max_length"] == 256 and cfg.sft["seed"] == 7  # flags, parsed from strings
+    assert cfg.model_args.lora_target_modules == ["q_proj", "v_proj"] and cfg.sft["packing"]
     assert cfg.output == str((tmp_path / "out").resolve())  # relative to the config file
     # A flag beats the YAML.
-    assert config.load(cfg_file, {"lora_alpha": 16}).lora_alpha == 16
+    assert config.load(cfg_file, {"lora_alpha": 16}).model_args.lora_alpha == 16
 
 
 def test_defaults_follow_the_study() -> None:
-    cfg = config.build(None, {"model": "m", "output": "o"})
-    assert cfg.method == "qlora"
-    assert cfg.target_modules == ["q_proj", "k_proj", "v_proj"]
-    assert cfg.learning_rate == pytest.approx(1.6e-5)
-    assert 0 < cfg.lora_dropout < 1
-    assert cfg.assistant_only_loss
+    cfg = config.build(None, {"model_name_or_path": "m", "output_dir": "o"})
+    assert cfg.script.method == "qlora"
+    # QLoRA as the study ran it: 4-bit NF4 with double quantization, LoRA on q/k/v.
+    margs = cfg.model_args
+    assert (margs.use_peft, margs.load_in_4bit, margs.use_bnb_nested_quant) == (True, True, True)
+    assert margs.bnb_4bit_quant_type == "nf4"
+    assert margs.lora_target_modules == ["q_proj", "k_proj", "v_proj"]
+    assert cfg.sft["learning_rate"] == pytest.approx(1.6e-5)
+    assert 0 < margs.lora_dropout < 1
+    assert cfg.sft["assistant_only_loss"]
 
 
 @pytest.mark.parametrize(
     "preset,r,alpha", [("r8-a32", 8, 32), ("r16-a32", 16, 32), ("r16-a48", 16, 48)]
 )
 def test_presets(preset: str, r: int, alpha: int) -> None:
-    cfg = config.build(None, {"model": "m", "output": "o", "preset": preset})
-    assert (cfg.lora_r, cfg.lora_alpha, cfg.learning_rate) == (r, alpha, pytest.approx(1.6e-5))
+    cfg = config.build(None, {"model_name_or_path": "m", "output_dir": "o", "preset": preset})
+    got = (cfg.model_args.lora_r, cfg.model_args.lora_alpha, cfg.sft["learning_rate"])
+    assert got == (r, alpha, pytest.approx(1.6e-5))
 
 
 def test_saved_config_reloads_to_the_same_object(tmp_path: Path) -> None:
     cfg = config.build(
         None,
         {
-            "model": "m",
-            "output": str(tmp_path),
+            "model_name_or_path": "m",
+            "output_dir": str(tmp_path),
             "preset": "r16-a32",
-            "target_modules": "all-linear",
+            "lora_target_modules": "all-linear",
             "report_to": "none",
+            "use_liger_kernel": "true",
         },
     )
     saved = cfg.save(tmp_path)
     again = config.load(saved)
-    assert again == cfg
+    assert again == cfg and again.sft == cfg.sft and again.model_args == cfg.model_args
+    # report_to "none" is transformers' word for no logger, not an unset key.
+    from langadapt_train.trainer import sft_config
+
+    assert again.sft["report_to"] == "none" and sft_config(again, tmp_path).report_to == []
 
 
 @pytest.mark.parametrize(
     "data,key",
     [
-        ({"model": "m", "output": "o", "lora_rank": 8}, "lora_rank"),  # unknown key
-        ({"model": "m", "output": "o", "lora_r": "eight"}, "lora_r"),  # wrong type
-        ({"model": "m", "output": "o", "lora_r": 0}, "lora_r"),  # out of range
-        ({"model": "m", "output": "o", "lora_dropout": 1.5}, "lora_dropout"),
-        ({"model": "m", "output": "o", "method": "prefix"}, "method"),
-        ({"model": "m", "output": "o", "preset": "r4-a8"}, "preset"),
-        ({"model": "m", "output": "o", "packing": "maybe"}, "packing"),
+        ({**MO, "lora_rank": 8}, "lora_rank"),  # unknown key
+        ({**MO, "lora_r": "eight"}, "lora_r"),  # wrong type
+        ({**MO, "lora_r": 0}, "lora_r"),  # out of range
+        ({**MO, "lora_dropout": 1.5}, "lora_dropout"),
+        ({**MO, "method": "prefix"}, "method"),
+        ({**MO, "preset": "r4-a8"}, "preset"),
+        ({**MO, "packing": "maybe"}, "packing"),
+        ({**MO, "lora_target_modules": ["all-linear", "q_proj"]}, "lora_target_modules"),
         (
-            {"model": "m", "output": "o", "target_modules": ["all-linear", "q_proj"]},
-            "target_modules",
+            {"model": "m", "output": "o", "target_modules": ["all-linear", "x"]},
+            "lora_target_modules",
         ),
-        ({"output": "o"}, "model"),  # required
+        ({"output_dir": "o"}, "model_name_or_path"),  # required
+        ({"output": "o"}, "model_name_or_path"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path: Path, data: dict, key: str) -> None:
@@ -99,51 +115,264 @@ def test_cli_bad_config_is_an_error_naming_the_key(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cfg_file = write_yaml(
-        tmp_path / "bad.yaml", {"model": "m", "output": str(tmp_path / "o"), "learning_rat": 1e-4}
+        tmp_path / "bad.yaml",
+        {"model_name_or_path": "m", "output_dir": str(tmp_path / "o"), "learning_rat": 1e-4},
     )
     assert main(["--config", str(cfg_file)]) == 2
-    assert "'learning_rat'" in capsys.readouterr().err
-    assert main(["--model", "m", "--output", str(tmp_path / "o"), "--lora-alpha", "x"]) == 2
-    assert "'lora_alpha'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "'learning_rat'" in err and "did you mean 'learning_rate'" in err
+    # A bad flag value: argparse's own error (status 2) names the flag.
+    with pytest.raises(SystemExit) as exit_:
+        main(["--model", "m", "--output", str(tmp_path / "o"), "--lora-alpha", "x"])
+    assert exit_.value.code == 2 and "--lora_alpha" in capsys.readouterr().err
     assert main(["sweep", "--config", str(cfg_file), "--presets", "r8-a32"]) == 2
     assert main(["sweep", "--model", "m", "--output", "o", "--presets", "r8-a32,r9-a9"]) == 2
     assert "r9-a9" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 
-def test_every_field_is_a_flag() -> None:
-    import argparse
+def test_every_trl_and_langadapt_field_is_a_flag_listed_by_help(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import dataclasses
 
-    parser = argparse.ArgumentParser()
-    config.add_flags(parser)
-    flags = {a.dest for a in parser._actions}
-    assert set(config.FIELDS) <= flags
-    ns = parser.parse_args(["--no-packing", "--target-modules", "all-linear", "--heldout", "0.1"])
-    assert config.overrides_from(ns) == {
+    from trl import ModelConfig, SFTConfig
+
+    from langadapt_train.arguments import LangadaptArguments
+    from langadapt_train.parser import build_parser, given_flags
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    for cls in (SFTConfig, ModelConfig, LangadaptArguments):
+        for f in dataclasses.fields(cls):
+            if f.init:
+                assert f"--{f.name}" in text, f.name
+    # langadapt's defaults, not TRL's, are the ones shown.
+    assert "LoRA alpha. (default: 48)" in " ".join(text.split())
+    parser = build_parser("langadapt-train", "", False)
+    flags, _ = given_flags(
+        parser,
+        [
+            "--no-packing",
+            "--target-modules",
+            "all-linear",
+            "--heldout",
+            "0.1",
+            "--use-liger-kernel",
+        ],
+    )
+    assert flags == {
         "packing": False,
-        "target_modules": "all-linear",
-        "heldout": "0.1",
+        "lora_target_modules": ["all-linear"],
+        "heldout": 0.1,
+        "use_liger_kernel": True,
     }
+
+
+def test_any_trl_key_reaches_trl(tmp_path: Path) -> None:
+    """Keys langadapt has no word for go to SFTConfig / ModelConfig as TRL reads them."""
+    from langadapt_train.trainer import sft_config
+
+    cfg = config.load(
+        write_yaml(
+            tmp_path / "c.yaml",
+            {
+                **MO,
+                "use_liger_kernel": True,
+                "activation_offloading": True,
+                "lr_scheduler_kwargs": {"min_lr": 1e-6},
+                "use_rslora": True,
+                "lora_modules_to_save": ["lm_head"],
+            },
+        )
+    )
+    sft = sft_config(cfg, tmp_path)
+    assert sft.use_liger_kernel and sft.activation_offloading
+    assert sft.lr_scheduler_kwargs == {"min_lr": 1e-6}
+    assert cfg.model_args.use_rslora and cfg.model_args.lora_modules_to_save == ["lm_head"]
+    # TRL's own helper builds the adapter from them.
+    from trl import get_peft_config
+
+    peft = get_peft_config(cfg.model_args)
+    assert peft.use_rslora and set(peft.target_modules) == {"q_proj", "k_proj", "v_proj"}
+
+
+def test_old_key_names_still_work_and_name_the_new_key(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    old = write_yaml(
+        tmp_path / "old.yaml",
+        {"model": "m", "output": "o", "target_modules": ["q_proj"], "warmup_ratio": 0.1},
+    )
+    new = write_yaml(
+        tmp_path / "new.yaml",
+        {**MO, "lora_target_modules": ["q_proj"], "warmup_steps": 0.1},
+    )
+    with caplog.at_level("WARNING", logger="langadapt_train"):
+        assert config.load(old) == config.load(new)
+    for before, after in [
+        ("model", "model_name_or_path"),
+        ("output", "output_dir"),
+        ("target_modules", "lora_target_modules"),
+        ("warmup_ratio", "warmup_steps"),
+    ]:
+        assert f"config key '{before}' is now '{after}'" in caplog.text
+    # A one-module list stays a list (TRL's ModelConfig would make it a regular expression).
+    assert config.load(new).model_args.lora_target_modules == ["q_proj"]
+    # The older flags are aliases of TRL's, logged the same way.
+    from langadapt_train.parser import build_parser, given_flags
+
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="langadapt_train"):
+        flags, _ = given_flags(build_parser("t", "", False), ["--model", "m", "--output=o"])
+    assert flags == {"model_name_or_path": "m", "output_dir": "o"}
+    assert "flag --model is now --model_name_or_path" in caplog.text
+    assert "flag --output is now --output_dir" in caplog.text
+    both = write_yaml(tmp_path / "both.yaml", {**MO, "model": "m2"})
+    with pytest.raises(ConfigError, match="'model' and 'model_name_or_path'"):
+        config.load(both)
+    for key, why in [("resume_from_checkpoint", "resume: true"), ("hub_token", "HF_TOKEN")]:
+        bad = write_yaml(tmp_path / "bad.yaml", {**MO, key: "x"})
+        with pytest.raises(ConfigError, match=f"'{key}'.*{why}"):
+            config.load(bad)
+
+
+def test_a_run_saved_by_the_first_releases_resumes_unchanged(tmp_path: Path) -> None:
+    """A run's langadapt_train.yaml as the first releases wrote it (every key at its default,
+    old names) holds the same settings as the same run configured today."""
+    (tmp_path / CONFIG_NAME).write_text(FIRST_RELEASE_SAVED, "utf-8")
+    before = config.saved(tmp_path)
+    cfg = config.build(None, {**MO, "preset": "r16-a48", "max_steps": 20})
+    assert config.changes(before, cfg) == []
+    cfg = config.build(None, {**MO, "preset": "r16-a48", "max_steps": 20, "seed": 7})
+    assert config.changes(before, cfg) == ["seed: 42 -> 7"]
+
+
+# langadapt_train.yaml of a run started with the first releases' defaults.
+FIRST_RELEASE_SAVED = """\
+model: m
+output: /runs/old
+data: zh-mix
+tokenizer: null
+chat_template: null
+method: qlora
+preset: r16-a48
+lora_r: 16
+lora_alpha: 48
+lora_dropout: 0.05
+target_modules: [q_proj, k_proj, v_proj]
+learning_rate: 1.6e-05
+num_train_epochs: 1.0
+max_steps: 20
+per_device_train_batch_size: 4
+gradient_accumulation_steps: 4
+warmup_ratio: 0.03
+lr_scheduler_type: cosine
+weight_decay: 0.0
+max_grad_norm: 1.0
+optim: adamw_torch
+precision: auto
+bnb_4bit_quant_storage: auto
+max_length: 1024
+packing: false
+assistant_only_loss: true
+gradient_checkpointing: true
+seed: 42
+system_prompt: null
+max_rows: null
+heldout: null
+decontaminate: true
+decontam_ngram: 13
+cmmlu_dir: null
+mt_bench_dir: null
+turkishmmlu_dir: null
+save_steps: 200
+save_total_limit: 3
+logging_steps: 10
+report_to: [none]
+trust_remote_code: false
+"""
+
+
+@pytest.mark.parametrize(
+    "given,method,flags",
+    [
+        ({"use_peft": False}, "full", (False, False)),
+        ({"load_in_4bit": False}, "lora", (True, False)),
+        ({"use_peft": True}, "lora", (True, False)),
+        ({"use_peft": True, "load_in_4bit": True}, "qlora", (True, True)),
+        ({"method": "lora"}, "lora", (True, False)),
+        ({"method": "full"}, "full", (False, False)),
+    ],
+)
+def test_method_follows_trls_own_keys(given: dict, method: str, flags: tuple) -> None:
+    cfg = config.build(None, {**MO, **given})
+    assert cfg.script.method == method
+    assert (cfg.model_args.use_peft, cfg.model_args.load_in_4bit) == flags
+
+
+def test_contradicting_keys_are_errors_naming_both() -> None:
+    for given, key in [
+        ({"method": "qlora", "load_in_4bit": False}, "load_in_4bit"),
+        ({"method": "full", "use_peft": True}, "use_peft"),
+        ({"load_in_8bit": True}, "load_in_8bit"),
+        ({"precision": "fp32", "bf16": True}, "bf16"),
+    ]:
+        with pytest.raises(ConfigError, match=f"'{key}'") as err:
+            config.build(None, {**MO, **given})
+        assert (
+            "method" in str(err.value) or "precision" in str(err.value) or "8-bit" in str(err.value)
+        )
+
+
+def test_precision_sets_trls_bf16_fp16_and_dtype() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("checks the CPU default")
+    cpu = config.build(None, MO)
+    assert (cpu.sft["bf16"], cpu.sft["fp16"], cpu.model_args.dtype) == (False, False, "float32")
+    bf16 = config.build(None, {**MO, "precision": "bf16"})
+    assert (bf16.sft["bf16"], bf16.model_args.dtype) == (True, "bfloat16")
+    # TRL's own key works too, and so does an explicit model dtype.
+    given = config.build(None, {**MO, "bf16": True, "dtype": "float32"})
+    assert (given.sft["bf16"], given.model_args.dtype) == (True, "float32")
+
+
+def test_qlora_settings_come_from_trls_helpers() -> None:
+    """QLoRA's quantization is TRL's get_quantization_config over the run's ModelConfig:
+    NF4, double quantization, compute in the model dtype, bitsandbytes' uint8 storage."""
+    import torch
+
+    from langadapt_train.trainer import quantization_config
+
+    bnb = quantization_config(config.build(None, MO), False)
+    assert bnb.load_in_4bit and bnb.bnb_4bit_quant_type == "nf4"
+    assert bnb.bnb_4bit_use_double_quant
+    assert (bnb.bnb_4bit_compute_dtype, bnb.bnb_4bit_quant_storage) == (torch.float32, torch.uint8)
+    plain = quantization_config(config.build(None, {**MO, "use_bnb_nested_quant": False}), False)
+    assert not plain.bnb_4bit_use_double_quant
 
 
 def test_config_paths_expand_variables_and_unset_ones_are_errors(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("LANGADAPT_TEST_MODEL", "/models/base")
-    cfg_file = write_yaml(tmp_path / "c.yaml", {"model": "${LANGADAPT_TEST_MODEL}", "output": "o"})
-    assert config.load(cfg_file).model == "/models/base"
+    cfg_file = write_yaml(
+        tmp_path / "c.yaml", {"model_name_or_path": "${LANGADAPT_TEST_MODEL}", "output_dir": "o"}
+    )
+    assert config.load(cfg_file).model_args.model_name_or_path == "/models/base"
     monkeypatch.delenv("LANGADAPT_TEST_MODEL")
     # As in a study config: the file, the key, the variable, and what to do.
     with pytest.raises(config.ConfigError) as err:
         config.load(cfg_file)
     assert str(err.value).startswith(
-        f"{cfg_file}: model: ${{LANGADAPT_TEST_MODEL}} is not set in the environment; "
+        f"{cfg_file}: model_name_or_path: ${{LANGADAPT_TEST_MODEL}} is not set in the environment; "
         "set it or write ${LANGADAPT_TEST_MODEL:-default}"
     )
     # The same for a key that is not a path.
-    bad = write_yaml(
-        tmp_path / "sp.yaml", {"model": "m", "output": "o", "system_prompt": "${LANGADAPT_NO_VAR}"}
-    )
+    bad = write_yaml(tmp_path / "sp.yaml", {**MO, "system_prompt": "${LANGADAPT_NO_VAR}"})
     with pytest.raises(
         config.ConfigError, match=r"sp\.yaml: system_prompt: \$\{LANGADAPT_NO_VAR\}"
     ):
@@ -156,20 +385,20 @@ def test_config_variables_with_a_default(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.delenv("LANGADAPT_T_PACKING", raising=False)
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text(
-        "model: m\n"
-        "output: /runs/x\n"
+        "model_name_or_path: m\n"
+        "output_dir: /runs/x\n"
         "lora_r: ${LANGADAPT_T_RANK:-8}\n"
         "packing: ${LANGADAPT_T_PACKING:-true}\n"
         'system_prompt: "${LANGADAPT_T_PROMPT:-Sen yardımsever bir asistansın.}"\n',
         "utf-8",
     )
     cfg = config.load(cfg_file)
-    assert (cfg.lora_r, cfg.packing) == (8, True)
-    assert cfg.system_prompt == "Sen yardımsever bir asistansın."
+    assert (cfg.model_args.lora_r, cfg.sft["packing"]) == (8, True)
+    assert cfg.script.system_prompt == "Sen yardımsever bir asistansın."
     monkeypatch.setenv("LANGADAPT_T_RANK", "32")
     monkeypatch.setenv("LANGADAPT_T_PROMPT", "Be brief.")
     cfg = config.load(cfg_file)
-    assert (cfg.lora_r, cfg.system_prompt) == (32, "Be brief.")
+    assert (cfg.model_args.lora_r, cfg.script.system_prompt) == (32, "Be brief.")
     # The resolved config is saved as plain YAML and reloads to the same object.
     out = tmp_path / "saved"
     out.mkdir()
@@ -190,8 +419,8 @@ def test_config_paths_are_relative_to_the_config_file(
     cfg_file = write_yaml(
         folder / "c.yaml",
         {
-            "model": "./m",
-            "output": "runs/x",
+            "model_name_or_path": "./m",
+            "output_dir": "runs/x",
             "data": "zh-mix",
             "tokenizer": "../tok",
             "chat_template": "chat.jinja",
@@ -200,52 +429,56 @@ def test_config_paths_are_relative_to_the_config_file(
         },
     )
     cfg = config.load(cfg_file)
-    assert cfg.model == str(tmp_path.resolve() / "configs" / "m")
+    own = cfg.script
+    assert cfg.model_args.model_name_or_path == str(tmp_path.resolve() / "configs" / "m")
     assert cfg.output == str(tmp_path.resolve() / "configs" / "runs" / "x")
-    assert cfg.data == "zh-mix"  # a shipped mix's name
-    assert cfg.tokenizer == str(tmp_path.resolve() / "tok")  # written as a path
-    assert cfg.chat_template == str(tmp_path.resolve() / "configs" / "chat.jinja")  # exists
+    assert own.data == "zh-mix"  # a shipped mix's name
+    assert own.tokenizer == str(tmp_path.resolve() / "tok")  # written as a path
+    assert own.chat_template == str(tmp_path.resolve() / "configs" / "chat.jinja")  # exists
     # A variable's value is taken as given: relative to the working directory.
-    assert cfg.cmmlu_dir == str(tmp_path.resolve() / "cwd" / "shared" / "cmmlu")
-    assert cfg.mt_bench_dir == str(Path.home() / "mt_bench")
+    assert own.cmmlu_dir == str(tmp_path.resolve() / "cwd" / "shared" / "cmmlu")
+    assert own.mt_bench_dir == str(Path.home() / "mt_bench")
     names = write_yaml(
         folder / "names.yaml",
         {
-            "model": "HuggingFaceTB/SmolLM2-135M-Instruct",
-            "output": "o",
+            "model_name_or_path": "HuggingFaceTB/SmolLM2-135M-Instruct",
+            "output_dir": "o",
             "data": "aya-tur",
-            "chat_template": "llama3",
+            "chat_template_path": "llama3",  # TRL's name for the key
         },
     )
     cfg = config.load(names)
-    assert (cfg.model, cfg.data, cfg.chat_template) == (
+    assert (cfg.model_args.model_name_or_path, cfg.script.data, cfg.script.chat_template) == (
         "HuggingFaceTB/SmolLM2-135M-Instruct",  # a Hub id
         "aya-tur",  # a named source
         "llama3",  # a shipped template
     )
     # A bare name that is a folder next to the config file is that folder.
     cfg = config.load(write_yaml(folder / "local.yaml", {"model": "local-model", "output": "o"}))
-    assert cfg.model == str(tmp_path.resolve() / "configs" / "local-model")
+    assert cfg.model_args.model_name_or_path == str(tmp_path.resolve() / "configs" / "local-model")
 
 
 def test_example_configs_load(monkeypatch: pytest.MonkeyPatch) -> None:
     repo = Path(__file__).resolve().parent.parent
     cfg = config.load(repo / "configs" / "llama3-zh-qlora.yaml")
-    assert (cfg.method, cfg.preset, cfg.chat_template, cfg.data) == (
+    own = cfg.script
+    assert (own.method, own.preset, own.chat_template, own.data) == (
         "qlora",
         "r16-a48",
         "llama3",
         "zh-mix",
     )
-    assert (cfg.lora_r, cfg.lora_alpha, cfg.learning_rate) == (16, 48, 1.6e-5)
+    got = (cfg.model_args.lora_r, cfg.model_args.lora_alpha, cfg.sft["learning_rate"])
+    assert got == (16, 48, 1.6e-5)
     monkeypatch.setenv("SMOLLM2_DIR", "/m")
     monkeypatch.setenv("DATA_DIR", "data")
     demo = config.load(repo / "configs" / "smollm2-zh-demo.yaml")
-    assert demo.model == "/m" and demo.data == "data/sft/alpaca_zh_demo.json"
+    assert demo.model_args.model_name_or_path == "/m"
+    assert demo.script.data == "data/sft/alpaca_zh_demo.json"
     # The shipped configs write ../ paths: relative to configs/, i.e. in the repository.
     assert cfg.output == str(repo / "adapters" / "llama3-zh-r16a48")
     assert demo.output == str(repo / "out" / "smollm2-zh-demo")
-    assert demo.cmmlu_dir == str(Path.cwd().resolve() / "data" / "cmmlu")  # $DATA_DIR: the cwd
+    assert demo.script.cmmlu_dir == str(Path.cwd().resolve() / "data" / "cmmlu")  # the cwd
 
 
 def test_output_with_a_run_in_it_needs_resume(tmp_path: Path) -> None:
@@ -254,10 +487,10 @@ def test_output_with_a_run_in_it_needs_resume(tmp_path: Path) -> None:
     out = tmp_path / "run"
     (out / "checkpoints" / "checkpoint-1").mkdir(parents=True)
     with pytest.raises(TrainError, match="--resume"):
-        train(config.build(None, {"model": "m", "output": str(out)}))
+        train(config.build(None, {**MO, "output_dir": str(out)}))
     (out / DONE).write_text("{}")
     with pytest.raises(TrainError, match="finished run"):
-        train(config.build(None, {"model": "m", "output": str(out), "resume": True}))
+        train(config.build(None, {**MO, "output_dir": str(out), "resume": True}))
 
 
 # --- issue 10 item 8: types, unknown keys and secrets in config files -----------------------
@@ -268,43 +501,45 @@ def test_yaml_values_are_type_checked(tmp_path: Path) -> None:
         write_yaml(
             tmp_path / "c.yaml",
             {
-                "model": "m",
-                "output": "o",
+                **MO,
                 "packing": "false",  # a string, as ${VAR} expansion gives: not bool("false")
                 "gradient_checkpointing": "yes",
                 "lora_r": "8",
                 "learning_rate": "1e-4",  # YAML 1.1 reads 1e-4 as a string
-                "target_modules": "q_proj, v_proj",
+                "lora_target_modules": "q_proj, v_proj",
                 "heldout": "none",
             },
         )
     )
-    assert cfg.packing is False and cfg.gradient_checkpointing is True
-    assert cfg.lora_r == 8 and cfg.learning_rate == 1e-4
-    assert cfg.target_modules == ["q_proj", "v_proj"] and cfg.heldout is None
+    assert cfg.sft["packing"] is False and cfg.sft["gradient_checkpointing"] is True
+    assert cfg.model_args.lora_r == 8 and cfg.sft["learning_rate"] == 1e-4
+    assert cfg.model_args.lora_target_modules == ["q_proj", "v_proj"]
+    assert cfg.script.heldout is None
     for key, value in [
-        ("model", 5),  # a string field given a number
-        ("output", ["a"]),
+        ("model_name_or_path", 5),  # a string field given a number
+        ("output_dir", ["a"]),
         ("lora_r", 8.5),
         ("lora_r", [8]),
         ("learning_rate", float("nan")),
         ("num_train_epochs", float("inf")),
         ("lora_dropout", {"p": 0.1}),
-        ("target_modules", ["q_proj", 3]),
+        ("lora_target_modules", ["q_proj", 3]),
         ("packing", 2),
+        ("use_liger_kernel", "fast"),
     ]:
-        bad = write_yaml(tmp_path / "bad.yaml", {"model": "m", "output": "o", key: value})
+        bad = write_yaml(tmp_path / "bad.yaml", {**MO, key: value})
         with pytest.raises(config.ConfigError, match=rf"bad\.yaml: config key '{key}'"):
             config.load(bad)
 
 
-def test_unknown_key_names_the_file_and_the_known_keys(tmp_path: Path) -> None:
-    bad = write_yaml(tmp_path / "bad.yaml", {"model": "m", "output": "o", "lora_rank": 8})
+def test_unknown_key_names_the_file_and_the_close_keys(tmp_path: Path) -> None:
+    bad = write_yaml(tmp_path / "bad.yaml", {**MO, "lora_rank": 8})
     with pytest.raises(config.ConfigError) as err:
         config.load(bad)
     message = str(err.value)
     assert str(bad) in message and "'lora_rank'" in message
-    assert "known keys:" in message and all(k in message for k in config.FIELDS)
+    assert "did you mean" in message and "'lora_r'" in message
+    assert "langadapt-train --help" in message
 
 
 @pytest.mark.parametrize(
@@ -314,15 +549,13 @@ def test_unknown_key_names_the_file_and_the_known_keys(tmp_path: Path) -> None:
         ("HF_TOKEN", "x"),
         ("api_key", "anything"),
         ("system_prompt", "key hf_abcdefghijklmnopqrstuvwxyz0123"),
-        ("model", "https://user:s3cretpass@example.com/models/base"),
+        ("model_name_or_path", "https://user:s3cretpass@example.com/models/base"),
     ],
 )
 def test_secrets_in_a_config_file_are_refused_without_echoing_them(
     tmp_path: Path, key: str, value: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    bad = write_yaml(
-        tmp_path / "bad.yaml", {"model": "m", "output": str(tmp_path / "o"), key: value}
-    )
+    bad = write_yaml(tmp_path / "bad.yaml", {**MO, "output_dir": str(tmp_path / "o"), key: value})
     with pytest.raises(config.ConfigError, match="secrets do not belong") as err:
         config.load(bad)
     assert str(bad) in str(err.value) and f"'{key}'" in str(err.value)
@@ -340,11 +573,13 @@ def test_explicit_values_beat_a_preset_and_every_replacement_is_logged(
 ) -> None:
     cfg_file = write_yaml(
         tmp_path / "demo.yaml",
-        {"model": "m", "output": "o", "preset": "r16-a48", "learning_rate": 2e-4},
+        {**MO, "preset": "r16-a48", "learning_rate": 2e-4},
     )
     with caplog.at_level("INFO", logger="langadapt_train"):
         cfg = config.load(cfg_file, {"lora_alpha": "64"}, preset="r8-a32")
-    assert (cfg.preset, cfg.lora_r, cfg.lora_alpha, cfg.learning_rate) == ("r8-a32", 8, 64, 2e-4)
+    margs = cfg.model_args
+    got = (cfg.script.preset, margs.lora_r, margs.lora_alpha, cfg.sft["learning_rate"])
+    assert got == ("r8-a32", 8, 64, 2e-4)
     text = caplog.text
     assert "sweep preset r8-a32 replaces preset r16-a48" in text
     assert f"learning_rate=0.0002 (from {cfg_file}) replaces preset r8-a32's 1.6e-05" in text
@@ -356,7 +591,7 @@ def test_sweep_refuses_an_explicit_rank_that_contradicts_a_preset(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cfg_file = write_yaml(
-        tmp_path / "c.yaml", {"model": "m", "output": str(tmp_path / "grid"), "lora_r": 16}
+        tmp_path / "c.yaml", {**MO, "output_dir": str(tmp_path / "grid"), "lora_r": 16}
     )
     assert main(["sweep", "--config", str(cfg_file), "--presets", "r16-a32,r8-a32"]) == 2
     err = capsys.readouterr().err
@@ -375,11 +610,11 @@ def test_resume_refuses_a_changed_config_and_keeps_the_saved_one(tmp_path: Path)
     from langadapt_train.trainer import TrainError, train
 
     out = tmp_path / "run"
-    first = config.build(None, {"model": "m", "output": str(out), "lora_dropout": 0.1})
+    first = config.build(None, {**MO, "output_dir": str(out), "lora_dropout": 0.1})
     _fake_unfinished_run(out, first)
     saved = (out / config.CONFIG_NAME).read_text()
     changed = config.build(
-        None, {"model": "m", "output": str(out), "lora_dropout": 0.2, "resume": True}
+        None, {**MO, "output_dir": str(out), "lora_dropout": 0.2, "resume": True}
     )
     for _ in range(2):  # refused every time, not only the first
         with pytest.raises(TrainError, match=r"lora_dropout: 0\.1 -> 0\.2"):
@@ -395,7 +630,7 @@ def test_resume_without_a_checkpoint_never_overwrites_an_adapter(tmp_path: Path)
     (out / "adapter_model.safetensors").write_bytes(b"weights")
     (out / "adapter_config.json").write_text("{}")
     for resume in (True, False):
-        cfg = config.build(None, {"model": "m", "output": str(out), "resume": resume})
+        cfg = config.build(None, {**MO, "output_dir": str(out), "resume": resume})
         with pytest.raises(TrainError, match=r"adapter_config\.json, adapter_model\.safetensors"):
             train(cfg)
     assert (out / "adapter_model.safetensors").read_bytes() == b"weights"
@@ -411,7 +646,7 @@ def test_sweep_does_not_resume_a_folder_without_checkpoints(
     grid = tmp_path / "grid"
     (grid / "r8-a32").mkdir(parents=True)
     (grid / "r8-a32" / "notes.txt").write_text("mine")
-    cfg_file = write_yaml(tmp_path / "c.yaml", {"model": "m", "output": str(grid)})
+    cfg_file = write_yaml(tmp_path / "c.yaml", {**MO, "output_dir": str(grid)})
     assert main(["sweep", "--config", str(cfg_file), "--presets", "r8-a32"]) == 2
     captured = capsys.readouterr()
     assert "r8-a32: training" in captured.out and "notes.txt" in captured.err
@@ -431,7 +666,8 @@ def test_a_refused_run_writes_nothing(
     # A trainer setting transformers refuses is caught before anything is written, too.
     good = tmp_path / "good.jsonl"
     good.write_text('{"instruction": "soru", "output": "cevap"}\n', "utf-8")
-    assert main([*args, "--data", str(good), "--optim", "adamw_nonesuch"]) == 2
+    bad_optim = write_yaml(tmp_path / "optim.yaml", {"optim": "adamw_nonesuch"})
+    assert main([*args, "--data", str(good), "--config", str(bad_optim)]) == 2
     assert "'optim'" in capsys.readouterr().err
     assert not out.exists()
 
@@ -455,7 +691,12 @@ def test_resume_refuses_changed_data_every_time(tmp_path: Path, smollm2_dir: Pat
     out = tmp_path / "run"
     cfg = config.build(
         None,
-        {"model": str(smollm2_dir), "output": str(out), "data": str(data), "decontaminate": False},
+        {
+            "model_name_or_path": str(smollm2_dir),
+            "output_dir": str(out),
+            "data": str(data),
+            "decontaminate": False,
+        },
     )
     tokenizer, chosen = load_tokenizer(cfg)
     _, manifest, records = prepare_data(cfg, tokenizer, chosen)
@@ -463,7 +704,7 @@ def test_resume_refuses_changed_data_every_time(tmp_path: Path, smollm2_dir: Pat
     write_records(out, manifest, records)
     before = (out / MANIFEST).read_text()
     data.write_text(data.read_text().replace("cevap 2", "cevap iki"), "utf-8")
-    cfg.resume = True
+    cfg.script.resume = True
     for _ in range(2):
         with pytest.raises(TrainError, match=r"training data differ.*sources\[0\]\.sha256"):
             train(cfg)
@@ -516,7 +757,7 @@ def test_installed_versions_have_the_features_the_trainer_relies_on(tmp_path: Pa
     # A warm-up ratio passed as warmup_steps (4.x would floor it to 0 steps).
     args = TrainingArguments(output_dir=str(tmp_path), warmup_steps=0.03)
     assert args.get_warmup_steps(100) == 3
-    cfg = config.build(None, {"model": "m", "output": str(tmp_path), "packing": True})
+    cfg = config.build(None, {**MO, "output_dir": str(tmp_path), "packing": True})
     sft = sft_config(cfg, tmp_path)
     assert isinstance(sft, SFTConfig) and sft.packing_strategy == "bfd"
     assert sft.get_warmup_steps(1000) == 30  # warmup_ratio 0.03 of the default config
@@ -532,11 +773,9 @@ def test_a_mix_file_next_to_the_config_follows_the_same_rule(
     (tmp_path / "data" / "mix.yaml").write_text(
         "name: mine\nsources:\n  - path: ${LANGADAPT_T_ROWS:-rows.jsonl}\n", "utf-8"
     )
-    cfg = config.load(
-        write_yaml(tmp_path / "c.yaml", {"model": "m", "output": "o", "data": "data/mix.yaml"})
-    )
-    assert cfg.data == str(tmp_path.resolve() / "data" / "mix.yaml")
-    spec = mix.resolve(cfg.data)
+    cfg = config.load(write_yaml(tmp_path / "c.yaml", {**MO, "data": "data/mix.yaml"}))
+    assert cfg.script.data == str(tmp_path.resolve() / "data" / "mix.yaml")
+    spec = mix.resolve(cfg.script.data)
     assert spec.sources[0].path == tmp_path.resolve() / "data" / "rows.jsonl"  # next to the mix
     (tmp_path / "data" / "mix.yaml").write_text(
         "name: mine\nsources:\n  - path: ${LANGADAPT_T_ROWS}\n", "utf-8"
@@ -544,4 +783,4 @@ def test_a_mix_file_next_to_the_config_follows_the_same_rule(
     with pytest.raises(
         mix.MixError, match=r"mix\.yaml: sources\[0\]\.path: \$\{LANGADAPT_T_ROWS\}"
     ):
-        mix.resolve(cfg.data)
+        mix.resolve(cfg.script.data)

@@ -53,9 +53,9 @@ def test_two_cpu_processes_train_one_adapter(
             str(_free_port()),
             "-m",
             "langadapt_train",
-            "--model",
+            "--model_name_or_path",
             str(smollm2_dir),
-            "--output",
+            "--output_dir",
             str(out),
             "--method",
             "lora",
@@ -168,7 +168,7 @@ def test_qlora_under_fsdp_stores_4bit_weights_in_a_float_dtype(
     from langadapt_train import trainer
     from langadapt_train.config import build
 
-    cfg = build({"model": "m", "output": "o", "precision": precision})
+    cfg = build({"model_name_or_path": "m", "output_dir": "o", "precision": precision})
     for key, value in _launch_env("fsdp_qlora.yaml").items():
         if key.startswith(("ACCELERATE_USE_FSDP", "FSDP_")):
             monkeypatch.setenv(key, value)
@@ -184,7 +184,9 @@ def test_qlora_under_fsdp_stores_4bit_weights_in_a_float_dtype(
     monkeypatch.delenv("ACCELERATE_USE_FSDP")
     assert not trainer.under_fsdp()
     assert trainer.quantization_config(cfg, False).bnb_4bit_quant_storage == torch.uint8
-    explicit = build({"model": "m", "output": "o", "bnb_4bit_quant_storage": "bf16"})
+    explicit = build(
+        {"model_name_or_path": "m", "output_dir": "o", "bnb_4bit_quant_storage": "bf16"}
+    )
     assert trainer.quantization_config(explicit, False).bnb_4bit_quant_storage == torch.bfloat16
 
 
@@ -192,6 +194,13 @@ def test_quant_storage_is_checked() -> None:
     from langadapt_train.config import ConfigError, build
 
     with pytest.raises(ConfigError, match="'bnb_4bit_quant_storage': must be one of"):
-        build({"model": "m", "output": "o", "bnb_4bit_quant_storage": "int4"})
+        build({"model_name_or_path": "m", "output_dir": "o", "bnb_4bit_quant_storage": "int4"})
     with pytest.raises(ConfigError, match="applies to method qlora only"):
-        build({"model": "m", "output": "o", "method": "lora", "bnb_4bit_quant_storage": "bf16"})
+        build(
+            {
+                "model_name_or_path": "m",
+                "output_dir": "o",
+                "method": "lora",
+                "bnb_4bit_quant_storage": "bf16",
+            }
+        )

@@ -129,7 +129,11 @@ def test_qlora_run_writes_a_complete_adapter_dir(sft_adapter: Path) -> None:
     assert (adapter["r"], adapter["lora_alpha"]) == (16, 48)
     assert sorted(adapter["target_modules"]) == ["k_proj", "q_proj", "v_proj"]
     cfg = load(sft_adapter / "langadapt_train.yaml")
-    assert cfg.method == "qlora" and cfg.preset == "r16-a48" and cfg.learning_rate == 2e-3
+    assert (cfg.script.method, cfg.script.preset) == ("qlora", "r16-a48")
+    assert cfg.sft["learning_rate"] == 2e-3
+    # Saved under TRL's key names, though the run was started with the older flags.
+    saved = yaml.safe_load((sft_adapter / "langadapt_train.yaml").read_text())
+    assert "model_name_or_path" in saved and "model" not in saved
     manifest = json.loads((sft_adapter / "data_manifest.json").read_text())
     source = manifest["sources"][0]
     assert source["rows"] == 1000 and source["schema"] == "alpaca" and len(source["sha256"]) == 64
@@ -221,8 +225,8 @@ def test_sweep_on_fixture_files_in_every_schema(smollm2_dir: Path, tmp_path: Pat
     cfg.write_text(
         yaml.safe_dump(
             {
-                "model": str(smollm2_dir),
-                "output": str(tmp_path / "grid"),
+                "model_name_or_path": str(smollm2_dir),
+                "output_dir": str(tmp_path / "grid"),
                 "data": str(spec),
                 "max_steps": 1,
                 "max_length": 64,

@@ -166,11 +166,11 @@ def test_base_model_without_template_needs_one(base_copy: Path, tmp_path: Path) 
 
     assert not AutoTokenizer.from_pretrained(base_copy).chat_template
     with pytest.raises(templates.TemplateError, match="--chat-template"):
-        load_tokenizer(build(None, {"model": str(base_copy), "output": str(tmp_path / "o")}))
+        load_tokenizer(build(None, {"model_name_or_path": str(base_copy), "output_dir": "o"}))
     tok, chosen = load_tokenizer(
         build(
             None,
-            {"model": str(base_copy), "output": str(tmp_path / "o"), "chat_template": "mistral"},
+            {"model_name_or_path": str(base_copy), "output_dir": "o", "chat_template": "mistral"},
         )
     )
     assert chosen.name == "mistral" and tok.chat_template == templates.builtin_text("mistral")
@@ -200,8 +200,8 @@ def test_rows_too_long_for_max_length_are_counted(smollm2_dir: Path, tmp_path: P
     cfg = build(
         None,
         {
-            "model": str(smollm2_dir),
-            "output": str(out),
+            "model_name_or_path": str(smollm2_dir),
+            "output_dir": str(out),
             "data": str(data),
             "max_length": 48,
             "decontaminate": False,

@@ -26,6 +26,11 @@ Request = tuple[tuple[str, str] | None, list[int], list[int]]
 ADAPTER_PROBE = "Question: What is the capital of France?\nAnswer:"
 
 
+def _flag(value: Any) -> bool:
+    """A boolean model arg, as lm-eval passes it (a bool, or text from --model_args)."""
+    return str(value).lower() not in ("false", "0", "no", "off")
+
+
 @register_model(MODEL_NAME)
 class SharedPrefixHFLM(HFLM):
     """``hf`` with loglikelihood requests grouped by their longest shared token prefix: the
@@ -33,8 +38,9 @@ class SharedPrefixHFLM(HFLM):
     every request of the group is scored on its remaining tokens against the prefix's KV
     cache. Same model args as ``hf``, plus ``prefix_min_tokens`` and ``prefix_min_fraction``
     (a group's shared prefix must be at least that many tokens and that fraction of its
-    shortest input; other requests are scored by ``hf`` itself) and ``check_adapter`` (with
-    ``peft=``, stop when the adapter does not change the outputs). Generation and rolling
+    shortest input; other requests are scored by ``hf`` itself), ``shared_prefix`` (False:
+    every request scored by ``hf`` itself) and ``check_adapter`` (with ``peft=``, stop when
+    the adapter does not change the outputs). Generation and rolling
     loglikelihood are ``hf``'s. Under ``accelerate launch`` the requests are shared over the
     processes on CPUs too."""
 
@@ -44,6 +50,7 @@ class SharedPrefixHFLM(HFLM):
         prefix_min_tokens: int = 32,
         prefix_min_fraction: float = 0.5,
         check_adapter: bool = True,
+        shared_prefix: bool = True,
         **kwargs: Any,
     ) -> None:
         if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 and not torch.cuda.is_available():
@@ -58,8 +65,9 @@ class SharedPrefixHFLM(HFLM):
             )
         self.prefix_min_tokens = int(prefix_min_tokens)
         self.prefix_min_fraction = float(prefix_min_fraction)
+        self.shared_prefix = _flag(shared_prefix)
         self._share_requests_over_cpu_processes()
-        if self.peft and str(check_adapter).lower() not in ("false", "0", "no", "off"):
+        if self.peft and _flag(check_adapter):
             self._check_adapter_applies()
 
     def _share_requests_over_cpu_processes(self) -> None:
@@ -99,7 +107,7 @@ class SharedPrefixHFLM(HFLM):
 
     def _reuse_possible(self) -> bool:
         """Causal models only; prompt-learning PEFT adapters (virtual tokens) go to ``hf``."""
-        if self.backend != "causal":
+        if self.backend != "causal" or not self.shared_prefix:
             return False
         peft_config = getattr(self.model, "active_peft_config", None)
         return not getattr(peft_config, "is_prompt_learning", False)

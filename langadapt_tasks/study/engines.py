@@ -43,12 +43,20 @@ def launcher(engine: Engine) -> list[str]:
     return [executable("lm_eval")]
 
 
-def model_name(engine: Engine, generation_only: bool) -> str:
+def model_name(engine: Engine, generation_only: bool, adapter: bool) -> str:
     """lm-eval's ``--model``: vLLM, else langadapt-hf where it helps (a run with
-    multiple-choice tasks; generation falls through to hf unchanged), else hf."""
+    multiple-choice tasks; generation falls through to hf unchanged) or where an adapter must
+    be checked to apply (its check_adapter probe), else hf."""
     if engine.name == "vllm":
         return "vllm"
-    return SHARED_PREFIX_MODEL if engine.shared_prefix and not generation_only else "hf"
+    if adapter or (engine.shared_prefix and not generation_only):
+        return SHARED_PREFIX_MODEL
+    return "hf"
+
+
+def shares_prefix(engine: Engine, generation_only: bool) -> bool:
+    """Whether a langadapt-hf run scores shared prefixes once (else it scores as hf)."""
+    return engine.shared_prefix and not generation_only
 
 
 def lora_rank(adapter: Path) -> int:

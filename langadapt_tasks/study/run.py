@@ -37,8 +37,15 @@ from typing import Any
 from langadapt_tasks.judge.verdicts import RESULTS_GLOB, Coverage, coverage
 from langadapt_tasks.mtbench.data import CATEGORIES, METADATA_TURN1, group_name
 from langadapt_tasks.report import build_report
+from langadapt_tasks.study.adapter_check import loglikelihoods, unchanged
 from langadapt_tasks.study.config import STEPS, ModelSpec, StudyConfig, judge_sources
-from langadapt_tasks.study.engines import executable, launcher, model_name
+from langadapt_tasks.study.engines import (
+    SHARED_PREFIX_MODEL,
+    executable,
+    launcher,
+    model_name,
+    shares_prefix,
+)
 from langadapt_tasks.study.engines import model_args as engine_model_args
 from langadapt_tasks.study.knowledge import Knowledge, knowledge_tasks
 from langadapt_tasks.study.models import materialize
@@ -137,8 +144,8 @@ def train(cfg: StudyConfig, base: str, env: dict[str, str], run: Runner) -> None
     if not todo:
         return
     args = [executable("langadapt-train"), "sweep", "--config", str(cfg.train_config)]
-    args += ["--presets", ",".join(todo), "--output", str(cfg.output / "adapters")]
-    args += ["--model", base]
+    args += ["--presets", ",".join(todo), "--output_dir", str(cfg.output / "adapters")]
+    args += ["--model_name_or_path", base]
     for key, value in cfg.train_overrides.items():
         flag = "--" + key.replace("_", "-")
         if isinstance(value, bool):
@@ -195,9 +202,13 @@ def _model_args(model: ModelSpec) -> str:
 
 
 def lm_eval_command(cfg: StudyConfig, model: ModelSpec, ev: EvalRun) -> list[str]:
-    backend = model_name(cfg.engine, generation_only=all(is_mtbench(t) for t in ev.tasks))
-    args = [*launcher(cfg.engine), "--model", backend]
-    args += ["--model_args", engine_model_args(cfg.engine, model.pretrained, model.peft)]
+    generation_only = all(is_mtbench(t) for t in ev.tasks)
+    backend = model_name(cfg.engine, generation_only, adapter=bool(model.peft))
+    model_args = engine_model_args(cfg.engine, model.pretrained, model.peft)
+    if backend == SHARED_PREFIX_MODEL and not shares_prefix(cfg.engine, generation_only):
+        # Only for the adapter check (check_adapter): every request is scored as by hf.
+        model_args += ",shared_prefix=False"
+    args = [*launcher(cfg.engine), "--model", backend, "--model_args", model_args]
     args += ["--tasks", ",".join(ev.tasks), "--batch_size", cfg.batch_size]
     args += ["--output_path", str(ev.folder), "--log_samples"]
     # lm-eval's request cache: a crashed evaluation resumes where it stopped.
@@ -265,8 +276,9 @@ def _count_lines(path: Path) -> int:
         return sum(1 for line in fh if line.strip())
 
 
-def _record(ev: EvalRun, label: str, before: set[Path], request: dict[str, Any]) -> None:
-    """Check what lm_eval wrote (results, every task's samples) and record the run as done."""
+def _record(ev: EvalRun, label: str, before: set[Path], request: dict[str, Any]) -> dict[str, Any]:
+    """Check what lm_eval wrote (results, every task's samples): the run's completion record,
+    written by ``_mark_done``."""
     what = f"evaluate {label}" + ("" if ev.name == "main" else f" ({ev.name})")
     new = sorted(_own_results(ev) - before)
     if len(new) != 1:
@@ -295,12 +307,15 @@ def _record(ev: EvalRun, label: str, before: set[Path], request: dict[str, Any])
                 f"{what}: lm_eval exited 0 but {path} is {found}; rerun the study to redo it"
             )
         samples[str(path.relative_to(ev.folder))] = got
-    marker = {
+    return {
         "request": request,
         "results": str(results.relative_to(ev.folder)),
         "samples": samples,
         "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _mark_done(ev: EvalRun, marker: dict[str, Any]) -> None:
     tmp = ev.folder / f".{MARKER}.tmp"
     tmp.write_text(json.dumps(marker, indent=2), encoding="utf-8")
     tmp.replace(ev.folder / MARKER)
@@ -334,7 +349,35 @@ def evaluate(
         before = _own_results(ev)
         if run(lm_eval_command(cfg, model, ev), env) != 0:
             raise StudyError(f"{what} failed; rerun the study to resume")
-        _record(ev, model.label, before, request)
+        marker = _record(ev, model.label, before, request)
+        if model.peft:
+            _check_applied(cfg, model, ev, marker, added)
+        _mark_done(ev, marker)
+
+
+def _check_applied(
+    cfg: StudyConfig, model: ModelSpec, ev: EvalRun, marker: dict[str, Any], added: Sequence[str]
+) -> None:
+    """Stop when the adapter's run gave the base model's log-likelihoods on every shared
+    request (the adapter was not applied); nothing is recorded, so a rerun redoes it."""
+    base = ModelSpec("base", model.pretrained)
+    same = [b for b in eval_runs(cfg, base.label, added) if b.name == ev.name]
+    base_marker = finished(same[0], _request(cfg, base, same[0])) if same else None
+    if base_marker is None:
+        return  # the base model's run of these tasks is not there to compare with
+    n = unchanged(
+        loglikelihoods(ev.folder, marker["samples"]),
+        loglikelihoods(same[0].folder, base_marker["samples"]),
+    )
+    if n:
+        backend = model_name(cfg.engine, False, adapter=True)
+        raise StudyError(
+            f"evaluate {model.label}: all {n} log-likelihoods equal the base model's "
+            f"({same[0].folder}), so the adapter {model.peft} was not applied (--model "
+            f"{backend}) and its scores would be the base model's. Check that the adapter was "
+            "trained and that the engine applies it (vLLM: max_lora_rank, target modules it "
+            "supports), then rerun the study"
+        )
 
 
 def _judge_state(cov: dict[str, Coverage], allow_unscored: bool) -> tuple[bool, int, int, int]:
