@@ -77,13 +77,18 @@ def _bool_fields() -> list[str]:
     return [key for key, (cls, _) in fields().items() if hints(cls)[key] in (bool, bool | None)]
 
 
-def given_flags(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[dict[str, Any], Any]:
-    """(the config keys set on the command line, the parsed namespace of everything)."""
+def given_flags(
+    parser: argparse.ArgumentParser, argv: list[str]
+) -> tuple[dict[str, Any], argparse.Namespace]:
+    """(the config keys set on the command line, the command's own options: ``config`` and,
+    for a sweep, ``presets``). Defaults are left out: the YAML file sits between them and
+    the flags."""
     for old in _ALIASES:
         spellings = {f"--{old}", f"--{old.replace('_', '-')}"}
         if any(arg.split("=", 1)[0] in spellings for arg in argv):
             log.warning("flag --%s is now --%s; read as that", old, RENAMED[old])
-    everything = parser.parse_args(argv)
+    if {"-h", "--help"} & set(argv):
+        parser.parse_args(argv)  # prints --help with the defaults and exits
     saved = [(action, action.default) for action in parser._actions]
     try:
         for action, _ in saved:
@@ -93,6 +98,5 @@ def given_flags(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[dict[
     finally:
         for action, old in saved:
             action.default = old
-    for key in ("config", "presets"):
-        given.pop(key, None)
-    return given, everything
+    options = argparse.Namespace(**{k: given.pop(k, None) for k in ("config", "presets")})
+    return given, options

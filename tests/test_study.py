@@ -21,6 +21,20 @@ def write(path: Path, config: dict) -> Path:
     return path
 
 
+def study_env(tmp_path: Path, cmmlu_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a real ``langadapt study`` run: no judge or langadapt settings of
+    the machine, its own LANGADAPT_HOME, the local CMMLU, no Hub."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LANGADAPT_"))}
+    env.update(
+        LANGADAPT_HOME=str(tmp_path / "home"),
+        LANGADAPT_CMMLU_DIR=str(cmmlu_dir),
+        HF_HUB_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        **extra,
+    )
+    return env
+
+
 def test_example_config_loads() -> None:
     cfg = load(REPO / "configs" / "study-smollm2.yaml")
     assert cfg.presets == ["r8-a32", "r16-a48"] and cfg.judge is None
@@ -160,13 +174,7 @@ def test_an_adapter_that_changes_nothing_stops_the_study(
             "judge": "off",
         },
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LANGADAPT_"))}
-    env.update(
-        LANGADAPT_HOME=str(tmp_path / "home"),
-        LANGADAPT_CMMLU_DIR=str(cmmlu_dir),
-        HF_HUB_OFFLINE="1",
-        TOKENIZERS_PARALLELISM="false",
-    )
+    env = study_env(tmp_path, cmmlu_dir)
     proc = run_cli(["langadapt", "study", "--config", str(config)], env=env, timeout=600)
     assert proc.returncode != 0
     # Two questions of four choices: eight log-likelihoods, every one the base model's.
@@ -209,17 +217,14 @@ def test_study_runs_and_a_second_run_redoes_nothing(
             "judge": "on",  # settings from LANGADAPT_JUDGE_* below
         },
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LANGADAPT_"))}
-    env.update(
+    env = study_env(
+        tmp_path,
+        cmmlu_dir,
         OPENAI_API_KEY="sk-test",
-        LANGADAPT_HOME=str(tmp_path / "home"),
         LANGADAPT_JUDGE_BASE_URL=server.base_url,
         LANGADAPT_JUDGE_MODEL="loopback-judge",
         LANGADAPT_JUDGE_MAX_RETRIES="0",
-        LANGADAPT_CMMLU_DIR=str(cmmlu_dir),
         LANGADAPT_MTBENCH_DIR=str(mt_bench_dir),
-        HF_HUB_OFFLINE="1",
-        TOKENIZERS_PARALLELISM="false",
     )
     study = ["langadapt", "study", "--config", str(config)]
     out = tmp_path / "study"

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import REPO, run_cli
-from test_train_run import env
+from test_train_run import TINY, env
 
 ACCELERATE = REPO / "configs" / "accelerate"
 LAUNCH = [sys.executable, "-m", "accelerate.commands.launch"]
 PROCESSES = 2
-BATCH = 2
+BATCH = int(TINY[TINY.index("--per-device-train-batch-size") + 1])  # rows per process, step
 
 
 def _free_port() -> int:
@@ -65,21 +65,9 @@ def test_two_cpu_processes_train_one_adapter(
             "20",
             "--heldout",
             "2",
-            "--max-length",
-            "64",
-            "--per-device-train-batch-size",
-            str(BATCH),
-            "--gradient-accumulation-steps",
-            "1",
-            "--learning-rate",
-            "1e-3",
-            "--warmup-ratio",
-            "0",
-            "--logging-steps",
-            "1",
+            *TINY,
             "--save-steps",
             "2",
-            "--no-gradient-checkpointing",
             "--cmmlu-dir",
             str(cmmlu_dir),
             "--mt-bench-dir",

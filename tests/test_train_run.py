@@ -37,31 +37,28 @@ def env(**extra: str) -> dict[str, str]:
     return out
 
 
+# A tiny run: short sequences, batches of 2, high learning rate, no warm-up, every step logged.
+TINY = [
+    "--max-length",
+    "64",
+    "--per-device-train-batch-size",
+    "2",
+    "--gradient-accumulation-steps",
+    "1",
+    "--learning-rate",
+    "1e-3",
+    "--warmup-ratio",
+    "0",
+    "--logging-steps",
+    "1",
+    "--no-gradient-checkpointing",
+]
+
+
 def small(model: Path, output: Path, *extra: str) -> list[str]:
-    """Flags for a tiny run: short sequences, high learning rate, no warm-up."""
-    return [
-        *TRAIN,
-        "--model",
-        str(model),
-        "--output",
-        str(output),
-        "--max-length",
-        "64",
-        "--per-device-train-batch-size",
-        "2",
-        "--gradient-accumulation-steps",
-        "1",
-        "--learning-rate",
-        "1e-3",
-        "--warmup-ratio",
-        "0",
-        "--logging-steps",
-        "1",
-        "--no-gradient-checkpointing",
-        "--system-prompt",
-        SYSTEM,
-        *extra,
-    ]
+    """langadapt-train's command for a tiny run (the earlier --model / --output flags)."""
+    model_output = ["--model", str(model), "--output", str(output)]
+    return [*TRAIN, *model_output, *TINY, "--system-prompt", SYSTEM, *extra]
 
 
 @pytest.fixture(scope="module")

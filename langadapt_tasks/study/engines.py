@@ -49,7 +49,7 @@ def model_name(engine: Engine, generation_only: bool, adapter: bool) -> str:
     be checked to apply (its check_adapter probe), else hf."""
     if engine.name == "vllm":
         return "vllm"
-    if adapter or (engine.shared_prefix and not generation_only):
+    if adapter or shares_prefix(engine, generation_only):
         return SHARED_PREFIX_MODEL
     return "hf"
 
