@@ -257,3 +257,30 @@ def test_cli_help_loads_no_heavy_library() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_start_up_hook_imports_nothing_but_sys(tmp_path: Path) -> None:
+    """The .pth file runs the hook at every interpreter start in the environment: its only
+    import is ``sys`` (AST), and processing the .pth loads no module but the hook itself (issue
+    20 item 12: importing ``typing`` cost every Python start about 12 ms)."""
+    hook = REPO / "langadapt_tasks" / "backend" / "autoregister.py"
+    tree = ast.parse(hook.read_text(encoding="utf-8"))
+    imported = [
+        alias.name if isinstance(node, ast.Import) else node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    ]
+    assert [name for name in imported if name != "lm_eval.models"] == ["sys"]
+    pth = hook.with_name("langadapt_lm_eval.pth")
+    (tmp_path / pth.name).write_bytes(pth.read_bytes())
+    (tmp_path / "langadapt_lm_eval_hook.py").write_bytes(hook.read_bytes())  # as setup.py
+    code = (
+        "import site, sys\nbefore = set(sys.modules)\n"
+        f"site.addsitedir({str(tmp_path)!r})\nprint(sorted(set(sys.modules) - before))"
+    )
+    proc = subprocess.run(  # -S: no other .pth file of this environment runs first
+        [sys.executable, "-S", "-c", code], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "['langadapt_lm_eval_hook']"

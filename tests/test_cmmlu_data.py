@@ -106,6 +106,29 @@ def test_quote_closed_far_below_is_an_error(tmp_path) -> None:
         cmmlu.read_csv(path)
 
 
+def test_quote_closed_in_the_next_question_is_an_error_naming_both_lines(tmp_path) -> None:
+    # Issue 20 item 2: question 9 opens a quote and question 10's text closes it. By CSV rules
+    # the two records are one question with seven cells: 122 questions instead of 123.
+    lines = [",Question,A,B,C,D,Answer", *_records(123)]
+    lines[9] = lines[9].replace("问题8", '"问题8')  # question 9 (row id 8), line 10
+    lines[10] = lines[10].replace("问题9", '问题9"')  # question 10 (row id 9), line 11
+    text = "\n".join(lines) + "\n"
+    assert len(list(csv.reader(text.splitlines()))) - 1 == 122  # CSV rules: one record less
+    path = _write_text(tmp_path, "arts", text.encode())
+    with pytest.raises(cmmlu.CMMLUDataError, match=r"arts\.csv, lines 10 and 11: ") as err:
+        cmmlu.read_csv(path)
+    assert "row id 9" in str(err.value) and str(path) in str(err.value)
+
+
+def test_a_quote_closed_in_a_later_record_is_found_with_crlf_line_ends(tmp_path) -> None:
+    lines = [",Question,A,B,C,D,Answer", *_records(20)]
+    lines[3] = lines[3].replace("问题2", '"问题2')
+    lines[4] = lines[4].replace("问题3", '问题3"')
+    path = _write_text(tmp_path, "arts", ("\r\n".join(lines) + "\r\n").encode())
+    with pytest.raises(cmmlu.CMMLUDataError, match=r"lines 4 and 5: .*closes on line 5"):
+        cmmlu.read_csv(path)
+
+
 def test_quoted_fields_and_multiline_text_are_kept(tmp_path) -> None:
     text = (
         ',Question,A,B,C,D,Answer\n0,"第一行\n第二行，有逗号",甲,"乙,""引号""",丙,丁,B\n'

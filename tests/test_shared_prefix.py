@@ -181,6 +181,16 @@ def test_space_before_letter_task_equals_hf(hf_lm: Any, metadata: dict[str, str]
     assert len(meter.uncached) == 1  # the three questions' shared prefix, once
 
 
+def test_batch_size_zero_is_one_batch_as_in_hf(hf_lm: Any, metadata: dict[str, str]) -> None:
+    """``--batch_size 0`` is hf's "no limit" (one batch of everything); issue 20 item 9: it
+    crashed with ``range() arg 3 must not be zero``."""
+    from langadapt_tasks.backend.hf import SharedPrefixHFLM
+
+    lm = SharedPrefixHFLM(pretrained=hf_lm.model, tokenizer=hf_lm.tokenizer, batch_size="0")
+    meter = compare_with_hf(lm, hf_lm, metadata, limit=3, requests=12)
+    assert len(meter.uncached) == 1  # the shared prefix, once; the three suffixes in one batch
+
+
 def test_shared_prefix_off_scores_every_request_as_hf(hf_lm: Any, metadata: dict[str, str]) -> None:
     """``shared_prefix=False`` (the study's setting for an adapter's runs where no prefix is
     shared, kept only for the adapter check): no KV cache reused, one whole input per pass."""

@@ -4,19 +4,17 @@
 # imports at every interpreter start: standard library only, no langadapt, lm_eval or torch
 # import here, and nothing may raise. lm-eval 0.4 has no entry point for
 # models and its CLI creates the model before any task code runs (docs/backend.md).
-
-from __future__ import annotations
+# It imports nothing but ``sys`` (already loaded): typing alone would cost every Python start
+# in the environment about 10 ms, so the annotations name built-in types only.
 
 import sys
-from types import ModuleType
-from typing import Any
 
 REGISTRY = "lm_eval.api.registry"
 MODEL_NAME = "langadapt-hf"
 TARGET = "langadapt_tasks.backend.hf:SharedPrefixHFLM"
 
 
-def register(registry: ModuleType) -> None:
+def register(registry: object) -> None:
     """Add the lazy placeholder for ``langadapt-hf`` to ``registry.model_registry``."""
     try:
         # get_model() fills the registry with lm-eval's own models only while it is empty:
@@ -33,17 +31,17 @@ def register(registry: ModuleType) -> None:
 class _RegisteringLoader:
     """Runs the registry module with its own loader, then registers ``langadapt-hf``."""
 
-    def __init__(self, loader: Any) -> None:
+    def __init__(self, loader: object) -> None:
         self._loader = loader
 
-    def create_module(self, spec: Any) -> ModuleType | None:
+    def create_module(self, spec: object) -> object:
         return self._loader.create_module(spec)
 
-    def exec_module(self, module: ModuleType) -> None:
+    def exec_module(self, module: object) -> None:
         self._loader.exec_module(module)
         register(module)
 
-    def __getattr__(self, name: str) -> Any:  # get_source, get_code, ... of the real loader
+    def __getattr__(self, name: str) -> object:  # get_source, get_code, ... of the real loader
         return getattr(self._loader, name)
 
 
@@ -54,7 +52,7 @@ class RegistryFinder:
     def __init__(self) -> None:
         self.done = False
 
-    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> object:
         if self.done or fullname != REGISTRY:
             return None
         self.done = True

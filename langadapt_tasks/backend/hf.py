@@ -184,9 +184,10 @@ class SharedPrefixHFLM(HFLM):
 
     def _reuse_batch_size(self, requests: list[Request], override_bs: int | None) -> int:
         """The batch size of the suffix passes: the fixed one, or with ``auto`` hf's detection
-        on the longest request (an upper bound: a suffix pass holds no more than a full one)."""
+        on the longest request (an upper bound: a suffix pass holds no more than a full one).
+        0 is hf's "no limit": one batch of all requests."""
         if self.batch_size != "auto":
-            return int(self.batch_size)
+            return int(self.batch_size) or len(requests)
         if override_bs:
             return int(override_bs)
         longest = max(requests, key=lambda r: len(r[1]) + len(r[2]))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,9 @@ HUB_FILES = "hf://datasets/haonan-li/cmmlu@~parquet/{subject}/{split}/*.parquet"
 SPLITS = ("test", "dev")
 CHOICES = ("A", "B", "C", "D")
 FIELDS = ("Question", *CHOICES, "Answer")
+# A line that starts a record: CMMLU's files hold one record per line, each opening with its
+# row id. Read from the raw lines, independently of the CSV reader, to catch merged records.
+ROW_START = re.compile(r'"?\d+"?,')
 
 
 class CMMLUDataError(ValueError):
@@ -75,14 +79,24 @@ def _swallowed_record(fields: list[str], width: int) -> int | None:
     return None
 
 
+def _row_starts(text: str) -> dict[int, str]:
+    """Physical line numbers (1-based, header excluded) that open with a row id, and the id."""
+    lines = io.StringIO(text, newline="").readlines()  # the csv reader's own line breaks
+    return {
+        n: line.split(",", 1)[0] for n, line in enumerate(lines[1:], 2) if ROW_START.match(line)
+    }
+
+
 def read_csv(path: Path) -> list[dict[str, str]]:
     """Read one CMMLU CSV (GitHub layout), validating every row.
 
     Every record becomes a question or an error naming the file and line:
-    a field running over lines that are whole records themselves is an
-    unclosed quote, and so is a quote still open at the end of the file.
+    a field running over lines that are whole records themselves, or that open
+    with a row id, is a quote opened in one record and closed in a later one;
+    so is a quote still open at the end of the file.
     """
     text = read_text(path, CMMLUDataError)
+    starts = _row_starts(text)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     first = 1  # physical line the next record starts on
     try:
@@ -100,6 +114,14 @@ def read_csv(path: Path) -> list[dict[str, str]]:
                     f"{reader.line_num}, which are records of their own (line "
                     f"{first + swallowed}); close or double the quote"
                 )
+            merged = [n for n in range(first + 1, reader.line_num + 1) if n in starts]
+            if merged:
+                raise CMMLUDataError(
+                    f"{path}, lines {first} and {merged[0]}: two records read as one: a quote "
+                    f"opened on line {first} closes on line {reader.line_num}, so the record "
+                    f"starting on line {merged[0]} (row id {starts[merged[0]]}) would "
+                    "become part of a field; close or double the quote"
+                )
             first = reader.line_num + 1
             if not any(c.strip() for c in cells):
                 continue  # a blank line is not a record
@@ -115,6 +137,11 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         ) from err
     if not rows:
         raise CMMLUDataError(f"{path}: no questions in file")
+    if len(starts) > len(rows):  # a file with row ids has one per question
+        raise CMMLUDataError(
+            f"{path}: {len(rows)} questions read but {len(starts)} lines start with a row id; "
+            "every question must be one record starting with its row id"
+        )
     return rows
 
 
