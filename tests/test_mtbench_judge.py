@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ from judge_server import JudgeServer, Reply, judged_answer, prompt_of, verdict_f
 from langadapt_tasks.judge.cache import VerdictCache
 from langadapt_tasks.judge.engine import JudgeStopped, judge_items
 from langadapt_tasks.judge.rubrics import JudgeItem
-from langadapt_tasks.judge.settings import JudgeSettings, resolve
+from langadapt_tasks.judge.settings import JudgeConfigError, JudgeSettings, resolve
 
 KEY = "sk-loopback-SECRET-4b1d"
 REPO = Path(__file__).resolve().parent.parent
@@ -625,6 +626,8 @@ def test_cache_option_takes_a_folder_and_names_a_bad_file(server, env, tmp_path)
     bad.write_text("not a database\n" * 100, encoding="utf-8")
     proc = run_judge_cli([str(tmp_path / "out"), "--cache", str(bad)], env)
     assert proc.returncode == 2 and str(bad) in proc.stderr and "Traceback" not in proc.stderr
+    assert "not a SQLite database" in proc.stderr
+    assert bad.read_text(encoding="utf-8") == "not a database\n" * 100  # left unchanged
 
 
 # --- verdict identity: judge settings and models (issue 9.5) ------------------------------
@@ -831,3 +834,240 @@ def test_read_verdict_rows_last_judged_wins_and_coverage_counts(tmp_path) -> Non
     older.write_text('{"id": "x"}\nnot json\n')
     with pytest.raises(ValueError, match=rf"{older.name}, line 2: not JSON"):
         read_verdict_rows([older])
+
+
+# --- hostile inputs: credentials in the base URL, altered key echoes, foreign caches -------
+
+PASSWORD = "hunter2-Qz8vPw"  # the password of a base URL with credentials
+LONG_KEY = "sk-proj-Wq4Zr8Tn2Vb6Xm1Kc9Hd3Lf7Gs5Jp0Ya"
+
+
+def files_under(root: Path) -> list[Path]:
+    return [path for path in root.rglob("*") if path.is_file()]
+
+
+@pytest.mark.parametrize(
+    ("source", "named"),
+    [
+        ("--base-url", "--base-url"),
+        ("LANGADAPT_JUDGE_BASE_URL", "LANGADAPT_JUDGE_BASE_URL"),
+        ("OPENAI_BASE_URL", "OPENAI_BASE_URL"),
+    ],
+)
+def test_langadapt_judge_refuses_credentials_in_the_base_url(
+    server, env, tmp_path, source, named
+) -> None:
+    """Hostile testing, item 4: a base URL with a user and password is refused (exit 2,
+    naming where it came from) before anything is asked, printed or written; the password
+    is in no output and no file (verdicts, cache, LANGADAPT_HOME)."""
+    write_samples(tmp_path / "out", n=1)
+    url = server.base_url.replace("http://", f"http://judge-user:{PASSWORD}@")
+    args, run_env = [str(tmp_path / "out")], dict(env)
+    if source == "--base-url":
+        args += ["--base-url", url]
+    else:
+        run_env[source] = url
+    proc = run_judge_cli(args, run_env)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 2, output
+    assert named in proc.stderr and "credentials" in proc.stderr
+    assert server.base_url in proc.stderr  # the URL to give instead, without them
+    assert "Traceback" not in proc.stderr
+    assert PASSWORD not in output and "judge-user" not in output
+    assert server.requests == []
+    assert not list((tmp_path / "out").rglob("judge_*.jsonl"))
+    for path in files_under(tmp_path):  # out/, the cache, LANGADAPT_HOME
+        assert PASSWORD.encode() not in path.read_bytes(), path
+
+
+def test_credentials_in_the_base_url_are_refused_by_every_settings_path(env) -> None:
+    """Item 4: the one resolution (task metadata, both variables, the lm-eval hooks, the
+    settings object itself) refuses them; the message names the setting, never the
+    password; a user name alone (a token) is refused too; with the judge off it is unused."""
+    url = f"https://judge-user:{PASSWORD}@judge.example/v1"
+    cases = [
+        ({"judge_base_url": url}, {}, "judge_base_url"),
+        ({}, {"LANGADAPT_JUDGE_BASE_URL": url}, "LANGADAPT_JUDGE_BASE_URL"),
+        ({}, {"OPENAI_BASE_URL": url}, "OPENAI_BASE_URL"),
+        ({}, {"OPENAI_BASE_URL": f"https://{PASSWORD}@judge.example/v1"}, "OPENAI_BASE_URL"),
+    ]
+    for metadata, environ, named in cases:
+        with pytest.raises(JudgeConfigError) as refused:
+            resolve(metadata, env=environ)
+        message = str(refused.value)
+        assert named in message and "https://judge.example/v1" in message, message
+        assert PASSWORD not in message and "judge-user" not in message
+    with pytest.raises(JudgeConfigError) as refused:
+        JudgeSettings(base_url=url)
+    assert PASSWORD not in str(refused.value)
+    # lm-eval builds the tasks (load_docs) before generating: the run stops there.
+    from langadapt_tasks.mtbench import hooks
+
+    with pytest.raises(JudgeConfigError) as refused:
+        hooks.load_docs("zh", "writing", judge_base_url=url)
+    assert "judge_base_url" in str(refused.value) and PASSWORD not in str(refused.value)
+    # An "@" in the path or query is no credential; with the judge off the URL is unused.
+    assert resolve({}, env={"OPENAI_BASE_URL": "http://h:8/v1?u=a@b"}).base_url
+    assert resolve({"judge": "off", "judge_base_url": url}, env={}).base_url is None
+
+
+def key_variants(key: str) -> list[str]:
+    """How a server may echo a key altered: no ``sk-``, upper case, one character short,
+    a 10-character slice from the middle."""
+    middle = len(key) // 2 - 5
+    return [key.removeprefix("sk-"), key.upper(), key[:-1], key[middle : middle + 10]]
+
+
+def key_runs_in(text: str, key: str = LONG_KEY, run: int = 8) -> list[str]:
+    """Every run of ``run`` characters of ``key`` found in ``text``, in any letter case."""
+    low, k = text.lower(), key.lower()
+    return sorted({k[i : i + run] for i in range(len(k) - run + 1) if k[i : i + run] in low})
+
+
+def test_redact_removes_any_run_of_8_key_characters_in_any_case() -> None:
+    from langadapt_tasks.judge.redaction import redact
+
+    for variant in key_variants(LONG_KEY):
+        text = f"Invalid key '{variant}' given."
+        out = redact(text, LONG_KEY)
+        assert key_runs_in(out) == [] and out == "Invalid key '[redacted]' given.", out
+    assert redact(f"a {LONG_KEY[:7]} b", LONG_KEY) == f"a {LONG_KEY[:7]} b"  # 7: kept
+    assert redact("İ" + LONG_KEY.upper() + "İx", LONG_KEY) == "İ[redacted]İx"
+    assert redact("key SK-TEST!", "sk-test") == "key [redacted]!"  # short keys: whole
+
+
+def test_altered_key_echoes_are_never_printed_or_stored(server, env, tmp_path) -> None:
+    """Hostile testing, item 5: a judge that echoes the key altered (no sk-, upper case,
+    one character short, a slice) in a scored reply, a 5xx error body, a body that is not a
+    chat completion and a 401 body: no 8 characters of the key reach stdout, stderr, the
+    verdict files or the cache."""
+    model = write_samples(tmp_path / "out")  # 81-84 writing, 111-114 math
+    echo = " / ".join(key_variants(LONG_KEY))
+    error_body = json.dumps({"error": {"message": f"bad key {echo}", "type": "test"}}).encode()
+
+    def respond(body: dict, n: int) -> Reply:
+        answer = judged_answer(body)
+        if "第81题" in answer:
+            return Reply(f"Your key {echo} is fine. Rating: [[6]]")
+        if "第82题" in answer:
+            return Reply(status=503, raw=error_body)
+        if "第83题" in answer:
+            return Reply(raw=json.dumps({"echo": echo}).encode())  # not a chat completion
+        return verdict_for(body)
+
+    server.responder = respond
+    run_env = {**env, "OPENAI_API_KEY": LONG_KEY, "LANGADAPT_JUDGE_MAX_RETRIES": "1"}
+    first = run_judge_cli([str(tmp_path / "out"), "--rubric", "fastchat"], run_env)
+    assert first.returncode == 1, first.stderr
+    assert server.headers[0]["authorization"] == f"Bearer {LONG_KEY}"
+    (verdict_file,) = model.glob("judge_mtbench_langadapt_zh_*.jsonl")
+    rows = {r["question_id"]: r for r in rows_of(verdict_file)}
+    assert rows[81]["score"] == 6.0 and "[redacted]" in rows[81]["judge_replies"][0]
+    assert rows[82]["unscored"] and "[redacted]" in rows[82]["error"]
+
+    server.responder = lambda body, n: Reply(status=401, raw=error_body)
+    second = run_judge_cli([str(tmp_path / "out"), "--rubric", "fastchat"], run_env)
+    assert second.returncode == 2 and "HTTP 401" in second.stderr, second.stderr
+    assert "[redacted]" in second.stderr
+
+    for proc in (first, second):
+        assert key_runs_in(proc.stdout + proc.stderr) == []
+    for path in files_under(tmp_path):  # verdict files, the cache, LANGADAPT_HOME
+        assert key_runs_in(path.read_bytes().decode("utf-8", "replace")) == [], path
+
+
+def make_db(path: Path, *statements: str) -> bytes:
+    db = sqlite3.connect(path)
+    for statement in statements:
+        db.execute(statement)
+    db.commit()
+    db.close()
+    return path.read_bytes()
+
+
+def test_cache_refuses_another_programs_database_and_leaves_it_unchanged(
+    server, env, tmp_path
+) -> None:
+    """Hostile testing, item 11: --cache pointed at another program's SQLite file is refused,
+    naming it (exit 2), and not touched (no table added, no journal mode changed)."""
+    write_samples(tmp_path / "out", n=1)
+    other = tmp_path / "app.db"
+    before = make_db(
+        other,
+        "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)",
+        "INSERT INTO notes (body) VALUES ('keep me')",
+    )
+    proc = run_judge_cli([str(tmp_path / "out"), "--cache", str(other)], env)
+    assert proc.returncode == 2, proc.stderr
+    assert str(other) in proc.stderr and "another program" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert other.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.glob("app.db*")) == ["app.db"]
+    assert server.requests == []  # refused before anything was asked
+
+
+def test_cache_with_another_verdicts_table_is_a_clear_error(server, env, tmp_path) -> None:
+    """Item 11: a database whose `verdicts` table has other columns is refused, naming it
+    (exit 2), not sqlite3's OperationalError; the file is left unchanged."""
+    write_samples(tmp_path / "out", n=1)
+    clash = tmp_path / "clash.db"
+    before = make_db(clash, "CREATE TABLE verdicts (id INTEGER PRIMARY KEY, verdict TEXT)")
+    proc = run_judge_cli([str(tmp_path / "out"), "--cache", str(clash)], env)
+    assert proc.returncode == 2, proc.stderr
+    assert str(clash) in proc.stderr and "verdicts table is not langadapt's" in proc.stderr
+    assert "OperationalError" not in proc.stderr and "Traceback" not in proc.stderr
+    assert clash.read_bytes() == before
+    assert server.requests == []  # refused before anything was asked
+
+
+# The verdict table as the release before the cache was marked created it (verbatim).
+EARLIER_SCHEMA = """
+CREATE TABLE IF NOT EXISTS verdicts (
+    key TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    rubric TEXT NOT NULL,
+    score REAL NOT NULL,
+    replies TEXT NOT NULL,
+    created TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
+)
+"""
+
+
+def application_id(path: Path) -> int:
+    db = sqlite3.connect(path)
+    try:
+        return db.execute("PRAGMA application_id").fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_cache_of_the_earlier_release_is_reused_and_marked(server, env, tmp_path) -> None:
+    """Item 11, compatibility: a cache written before caches were marked (our table, no
+    mark) keeps its verdicts: nothing is asked again, and the file is marked as ours."""
+    from langadapt_tasks.judge.cache import APPLICATION_ID
+
+    model = write_samples(tmp_path / "out", n=2)  # 4 answers
+    fresh = tmp_path / "fresh.sqlite"
+    proc = run_judge_cli([str(tmp_path / "out"), "--cache", str(fresh)], env)
+    assert proc.returncode == 0, proc.stderr
+    assert len(server.requests) == 4 and application_id(fresh) == APPLICATION_ID
+    db = sqlite3.connect(fresh)
+    rows = db.execute("SELECT key, model, rubric, score, replies, created FROM verdicts").fetchall()
+    db.close()
+
+    earlier = tmp_path / "earlier.sqlite"
+    make_db(earlier, "PRAGMA journal_mode=WAL", EARLIER_SCHEMA)
+    db = sqlite3.connect(earlier)
+    db.executemany("INSERT INTO verdicts VALUES (?, ?, ?, ?, ?, ?)", rows)
+    db.commit()
+    db.close()
+    assert application_id(earlier) == 0
+    for path in model.glob("judge_*.jsonl"):
+        path.unlink()
+    proc = run_judge_cli([str(tmp_path / "out"), "--cache", str(earlier)], env)
+    assert proc.returncode == 0, proc.stderr
+    assert len(server.requests) == 4  # every verdict came from the earlier cache
+    (verdict_file,) = model.glob("judge_mtbench_langadapt_zh_*.jsonl")
+    assert all(r["cached"] and r["score"] == 4.0 for r in rows_of(verdict_file))
+    assert application_id(earlier) == APPLICATION_ID
+    assert cached_count(earlier) == 4

@@ -25,6 +25,7 @@ from typing import Any
 
 import openai
 
+from langadapt_tasks.judge.redaction import redact
 from langadapt_tasks.judge.settings import JudgeSettings
 
 log = logging.getLogger(__name__)
@@ -226,7 +227,11 @@ def complete(
                     _describe(err, settings, attempt + 1), deadline_hit=_deadline_hit(err)
                 ) from err
             delay = backoff_delay(attempt, settings, err)
-            log.debug("judge call failed (%s); retrying in %.2fs", _describe(err, settings), delay)
+            log.debug(
+                "judge call failed (%s); retrying in %.2fs",
+                redact(_describe(err, settings), settings.api_key),
+                delay,
+            )
             sleep(delay)
         except openai.APIError as err:  # anything else the client raises
             raise JudgeCallError(f"{type(err).__name__}: {err}") from err

@@ -26,6 +26,7 @@ from langadapt_tasks.judge.client import (
     complete,
     make_client,
 )
+from langadapt_tasks.judge.redaction import redact
 from langadapt_tasks.judge.rubrics import JudgeItem, build_messages, parse, reask_message
 from langadapt_tasks.judge.settings import JudgeSettings
 from langadapt_tasks.judge.verdicts import now, write_rows
@@ -61,12 +62,6 @@ class JudgeStopped(RuntimeError):
         self.verdicts = verdicts
 
 
-def redact(text: str, secret: str | None) -> str:
-    if secret and len(secret) >= 4:
-        return text.replace(secret, "[redacted]")
-    return text
-
-
 def cap_reply(reply: str, limit: int = MAX_STORED_REPLY) -> str:
     """``reply`` as stored: its head, and a note of its full length when it was cut."""
     if len(reply) <= limit:
@@ -94,7 +89,8 @@ def _judge_one(
         except JudgeCallError as err:
             error = redact(str(err), settings.api_key)
             return Verdict(item.id, None, replies, error=error, deadline_hit=err.deadline_hit)
-        replies.append(cap_reply(redact(reply, settings.api_key)))
+        # Cut first, then redact: the stored head is all that must be clean.
+        replies.append(redact(cap_reply(reply), settings.api_key))
         score = parse(settings.rubric, reply, item)
         if score is not None:
             return Verdict(item.id, score, replies)
@@ -107,14 +103,16 @@ def _judge_one(
 
 def _safe_judge_one(*args: Any) -> Verdict:
     """``_judge_one``, where nothing but a client error leaves more than this answer unscored."""
+    settings: JudgeSettings = args[1]
     item: JudgeItem = args[2]
     try:
         return _judge_one(*args)
     except JudgeClientError:
         raise
     except Exception as err:  # a reply we did not foresee is one unscored answer
-        log.warning("judging %s failed: %s: %s", item.id, type(err).__name__, err)
-        return Verdict(item.id, None, error=f"{type(err).__name__}: {err}")
+        error = redact(f"{type(err).__name__}: {err}", settings.api_key)
+        log.warning("judging %s failed: %s", item.id, error)
+        return Verdict(item.id, None, error=error)
 
 
 def request_key(settings: JudgeSettings, messages: list[dict]) -> str:

@@ -4,12 +4,15 @@ Task metadata wins over the environment. The API key is only ever read from an
 environment variable (``LANGADAPT_JUDGE_API_KEY``, else ``OPENAI_API_KEY``, or
 the variable named by ``judge_api_key_env``), never from metadata, because
 lm-eval writes task metadata into its results file. ``temperature`` and
-``max_tokens`` default to the rubric's own (FastChat: 0 and 2048).
+``max_tokens`` default to the rubric's own (FastChat: 0 and 2048). A base URL
+that carries credentials (``http://user:password@host/v1``) is refused: the base
+URL is printed and written into every verdict file.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,6 +30,33 @@ OFF_VALUES = ("off", "0", "false", "no", "none")
 
 class JudgeConfigError(ValueError):
     """The judge is not configured, or a setting has an invalid value."""
+
+
+def _authority(url: str) -> tuple[int, int]:
+    """Where the authority of ``url`` is: after ``scheme://``, up to the path, query or
+    fragment (the user name and password, if any, are in it, before an ``@``)."""
+    start = url.index("://") + 3 if "://" in url else 0
+    stop = re.search(r"[/?#]", url[start:])
+    return start, start + stop.start() if stop else len(url)
+
+
+def url_has_credentials(url: str) -> bool:
+    """Whether ``url`` carries a user name or password (``scheme://user:pass@host``)."""
+    start, end = _authority(url)
+    return "@" in url[start:end]
+
+
+def credentials_error(where: str, url: str) -> JudgeConfigError:
+    """The error for a base URL with credentials, naming ``where`` it came from and showing
+    the URL without them (never the user name or password)."""
+    start, end = _authority(url)
+    bare = url[:start] + url[start:end].rsplit("@", 1)[-1] + url[end:]
+    return JudgeConfigError(
+        f"{where}: the judge base URL carries credentials (a user name or password before "
+        "the host); the base URL is printed and written into every verdict file, so it is "
+        f"refused. Give the URL without them ({bare}) and the key in OPENAI_API_KEY or "
+        "LANGADAPT_JUDGE_API_KEY (sent as a bearer token, never written anywhere)."
+    )
 
 
 @dataclass(frozen=True)
@@ -49,6 +79,10 @@ class JudgeSettings:
     api_key_env: str | None = None
     # Not shown in repr, so a printed settings object cannot leak it.
     api_key: str | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.base_url and url_has_credentials(self.base_url):
+            raise credentials_error("judge base_url", self.base_url)
 
     def request_params(self) -> dict[str, Any]:
         """``temperature`` and ``max_tokens`` of each judge request."""
@@ -130,6 +164,12 @@ def resolve(
         raw, source = _pick(name, metadata, env)
         if raw is None:
             continue
+        if name == "base_url" and url_has_credentials(str(raw)):
+            if not values["enabled"]:  # never used with the judge off: dropped, not kept
+                continue
+            if source.startswith("--metadata"):
+                source = "judge_base_url (--metadata judge_base_url, or --base-url)"
+            raise credentials_error(source, str(raw))
         try:
             values[name] = kind(raw)
         except (TypeError, ValueError) as err:
