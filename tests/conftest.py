@@ -95,8 +95,42 @@ def task_manager(model_args: str = "", **metadata: object):
 
 
 # Three small whole CMMLU subjects (the smallest by 5-shot prompt tokens: 334 questions,
-# about 204k tokens), scored once per session with lm-eval's ``hf`` backend.
-CMMLU_WHOLE_SUBJECTS = ("philosophy", "college_engineering_hydrology", "logical")
+# about 204k tokens) and their test rows in CMMLU's CSV files.
+CMMLU_WHOLE_ROWS = {"philosophy": 105, "college_engineering_hydrology": 106, "logical": 123}
+# The slice the real SmolLM2 checkpoint runs: the first questions of one subject.
+CMMLU_SLICE = ("philosophy", 20)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(smollm2_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight Llama (seeded, fp32, 2 layers, hidden size 64) with SmolLM2's own
+    tokenizer, vocabulary and chat template, saved as an ordinary model folder: the protocol
+    checks (prompts, argmax, log-likelihoods, forward passes) hold or fail on any causal LM
+    with the same tokenizer, and its forward pass costs a few percent of SmolLM2's."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    real = LlamaConfig.from_pretrained(smollm2_dir)
+    config = LlamaConfig(
+        vocab_size=real.vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        max_position_embeddings=real.max_position_embeddings,
+        rope_parameters=real.rope_parameters,
+        bos_token_id=real.bos_token_id,
+        eos_token_id=real.eos_token_id,
+        pad_token_id=real.pad_token_id,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("tiny") / "tiny-llama"
+    LlamaForCausalLM(config).to(torch.float32).save_pretrained(out)
+    AutoTokenizer.from_pretrained(smollm2_dir).save_pretrained(out)
+    return out
 
 
 @dataclass
@@ -108,6 +142,12 @@ class HFRun:
     lm: Any
     seen: dict[tuple[int, ...], Any]
     passes: list[int]  # the batch size of each forward pass, in order
+    model_dir: Path
+    rows: dict[str, int]  # subject -> the questions run (its first rows)
+
+    @property
+    def whole(self) -> bool:
+        return self.rows == CMMLU_WHOLE_ROWS
 
 
 def record_forward_passes(model) -> tuple[dict[tuple[int, ...], Any], list[int], Any]:
@@ -125,27 +165,34 @@ def record_forward_passes(model) -> tuple[dict[tuple[int, ...], Any], list[int],
     return seen, passes, model.register_forward_hook(hook, with_kwargs=True)
 
 
-@pytest.fixture(scope="session")
-def cmmlu_hf_run(cmmlu_dir: Path, smollm2_dir: Path) -> HFRun:
-    """``cmmlu_langadapt_<subject>`` (5-shot) for ``CMMLU_WHOLE_SUBJECTS`` on SmolLM2 in fp32,
-    ``hf`` backend, batch 1: the one slow run that CMMLU's reference and the shared-prefix
-    backend are both compared with."""
+@pytest.fixture(scope="session", params=["tiny-whole", "smollm2-slice"])
+def cmmlu_hf_run(request: pytest.FixtureRequest, cmmlu_dir: Path) -> HFRun:
+    """``cmmlu_langadapt_<subject>`` (5-shot), ``hf`` backend, batch 1, fp32: the runs that
+    CMMLU's reference and the shared-prefix backend are compared with. ``tiny-whole``: the
+    three whole subjects on the random-weight Llama; ``smollm2-slice``: the first 20
+    questions of one subject on the real SmolLM2 checkpoint."""
     import lm_eval
     from lm_eval.models.huggingface import HFLM
 
-    lm = HFLM(pretrained=str(smollm2_dir), batch_size=1, device="cpu")
+    if request.param == "tiny-whole":
+        model_dir, rows = request.getfixturevalue("tiny_llama_dir"), dict(CMMLU_WHOLE_ROWS)
+    else:
+        model_dir, rows = request.getfixturevalue("smollm2_dir"), dict([CMMLU_SLICE])
+    limit = None if rows == CMMLU_WHOLE_ROWS else max(rows.values())
+    lm = HFLM(pretrained=str(model_dir), batch_size=1, device="cpu", dtype="float32")
     seen, passes, handle = record_forward_passes(lm.model)
-    metadata = {"cmmlu_dir": str(cmmlu_dir), "pretrained": str(smollm2_dir)}
+    metadata = {"cmmlu_dir": str(cmmlu_dir), "pretrained": str(model_dir)}
     try:
         out = lm_eval.simple_evaluate(
             model=lm,
-            tasks=[f"cmmlu_langadapt_{s}" for s in CMMLU_WHOLE_SUBJECTS],
+            tasks=[f"cmmlu_langadapt_{s}" for s in rows],
             task_manager=task_manager(**metadata),
             log_samples=True,
+            limit=limit,
         )
     finally:
         handle.remove()
-    return HFRun(out=out, lm=lm, seen=seen, passes=passes)
+    return HFRun(out=out, lm=lm, seen=seen, passes=passes, model_dir=model_dir, rows=rows)
 
 
 def lm_eval_bin() -> str:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import CMMLU_WHOLE_SUBJECTS, HFRun, lm_eval_bin, run_cli
+from conftest import HFRun, lm_eval_bin, run_cli
 
 from langadapt_tasks.cmmlu.subjects import CATEGORIES
 from langadapt_tasks.scoring import format_views, load_results
@@ -17,19 +17,21 @@ GROUP = "cmmlu_langadapt"
 
 def test_one_forward_pass_per_question(cmmlu_hf_run: HFRun, cmmlu_dir: Path) -> None:
     """Four choices, one token each, after a shared 5-shot context: lm-eval's ``hf`` backend
-    makes one batch-of-one forward pass per distinct question (three whole subjects; a
-    question asked twice in a subject has the same prompt, and lm-eval runs it once)."""
+    makes one batch-of-one forward pass per distinct question (three whole subjects, and a
+    slice on SmolLM2; a question asked twice in a subject has the same prompt, and lm-eval
+    runs it once)."""
     import pandas as pd
 
-    tasks = [f"{GROUP}_{s}" for s in CMMLU_WHOLE_SUBJECTS]
+    tasks = [f"{GROUP}_{s}" for s in cmmlu_hf_run.rows]
     assert set(cmmlu_hf_run.out["samples"]) == set(tasks)
     questions = sum(len(cmmlu_hf_run.out["samples"][t]) for t in tasks)
-    assert questions == 105 + 106 + 123  # the test rows of the three CSV files
+    assert questions == (105 + 106 + 123 if cmmlu_hf_run.whole else 20)  # CSV test rows
     distinct = 0
-    for subject in CMMLU_WHOLE_SUBJECTS:
+    for subject, n in cmmlu_hf_run.rows.items():
         rows = pd.read_csv(cmmlu_dir / "test" / f"{subject}.csv", header=0, index_col=0)
-        distinct += len(rows[["Question", "A", "B", "C", "D"]].drop_duplicates())
-    assert distinct == questions - 1  # logical repeats one question
+        distinct += len(rows[:n][["Question", "A", "B", "C", "D"]].drop_duplicates())
+    if cmmlu_hf_run.whole:
+        assert distinct == questions - 1  # logical repeats one question
     assert cmmlu_hf_run.passes == [1] * distinct
 
 

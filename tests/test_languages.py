@@ -13,6 +13,7 @@ import jinja2
 import pytest
 import yaml
 from conftest import lm_eval_bin, run_cli
+from hostile import billion_laughs, run_module
 from judge_server import JudgeServer, prompt_of, verdict_for
 
 from langadapt_tasks.cli import main
@@ -170,7 +171,10 @@ def test_new_language_scaffold_has_todos_and_is_refused_until_filled(
         ({"multiple_choice": {"test": "mc/test.txt"}}, r"\.jsonl, \.json, \.csv file"),
         ({"multiple_choice": {"test": "mc/test.jsonl", "num_fewshot": 5}}, "no 'dev' file"),
         ({"multiple_choice": {"test": "mc/test.jsonl", "choices": ["A", "1"]}}, "must be a name"),
-        ({"multiple_choice": {"test": "mc/test.jsonl", "shots": 5}}, r"unknown keys \['shots'\]"),
+        (
+            {"multiple_choice": {"test": "mc/test.jsonl", "shots": 5}},
+            r"unknown key\(s\) multiple_choice\.shots; known keys of multiple_choice: test",
+        ),
         ({"multiple_choice": {"dev": "mc/dev.jsonl"}}, "'test' is missing"),
     ],
 )
@@ -503,3 +507,186 @@ def test_langadapt_judge_refuses_a_spec_named_only_by_a_samples_file(
         rejudge.load_items([samples])
     assert f"{samples}, line 1" in str(err.value)
     assert "pir" not in language_spec._REGISTERED
+
+
+# --- hostile specs: alias bombs, unknown keys, oversize fields, failed writes -----------
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder``, by relative path, with its bytes."""
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+def edit_spec(path: Path, **change: object) -> None:
+    path.write_text(json.dumps({**json.loads(path.read_text("utf-8")), **change}), "utf-8")
+
+
+def test_an_alias_bomb_in_a_spec_is_refused_quickly(tmp_path: Path) -> None:
+    spec = make_language(tmp_path / "pirate")
+    data = json.loads(spec.read_text(encoding="utf-8"))
+    spec.write_text(
+        yaml.safe_dump(data, allow_unicode=True) + "notes:\n" + billion_laughs(indent=2), "utf-8"
+    )
+    tasks = tmp_path / "tasks"
+    proc = run_module("langadapt_tasks", ["language-yamls", str(spec), "--out", str(tasks)])
+    assert proc.returncode == 2, proc.stderr
+    assert f"{spec}: line " in proc.stderr and "billion laughs" in proc.stderr
+    assert "Traceback" not in proc.stderr and not tasks.exists()
+    with pytest.raises(LanguageSpecError, match=r"aliases .* more than 100,000 values"):
+        parse_spec(spec)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"systme_prompt": "Arr"}, r"unknown key\(s\) systme_prompt; .*did you mean system_prompt"),
+        (
+            {"questions": {"file": "question.jsonl", "fiel": "q.jsonl"}},
+            r"unknown key\(s\) questions\.fiel; known keys of questions: local, file, hub; did",
+        ),
+        (
+            {"questions": {"hub": {"repo": "a/b", "question": "q.jsonl", "refrence": "r"}}},
+            r"unknown key\(s\) questions\.hub\.refrence; .*did you mean reference",
+        ),
+        ({"judge_prompts": {"flie": "p.jsonl"}}, r"judge_prompts\.flie; .*did you mean file"),
+        ({"judge_templates": {"papper": "judge/paper.j2"}}, r"judge_templates\.papper; .*paper"),
+        (
+            {"multiple_choice": {"test": "mc/test.jsonl", "num_fewshots": 0}},
+            r"multiple_choice\.num_fewshots; .*did you mean num_fewshot",
+        ),
+    ],
+)
+def test_unknown_spec_keys_are_refused_with_a_suggestion(
+    tmp_path: Path, change: dict, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = make_language(tmp_path / "pirate")
+    edit_spec(spec, **change)  # these were accepted and ignored
+    with pytest.raises(LanguageSpecError, match=message) as err:
+        parse_spec(spec)
+    assert str(err.value).startswith(f"{spec}: unknown key(s) ")
+    assert main(["language-yamls", str(spec), "--out", str(tmp_path / "tasks")]) == 2
+    assert f"{spec}: unknown key(s) " in capsys.readouterr().err
+    assert not (tmp_path / "tasks").exists()
+
+
+def test_the_shipped_specs_and_the_scaffold_use_only_known_keys(tmp_path: Path) -> None:
+    for spec in language_spec.builtin_specs().values():
+        data = yaml.safe_load(spec.path.read_text(encoding="utf-8"))
+        assert set(data) <= set(language_spec.SPEC_KEYS), spec.path
+    assert main(["new-language", "de", "--name", "German", "--dir", str(tmp_path / "de")]) == 0
+    text = (tmp_path / "de" / "language.yaml").read_text(encoding="utf-8")
+    head, mapping = text.split("# multiple_choice:\n")
+    text = head + "multiple_choice:\n" + mapping.removeprefix("#").replace("\n#", "\n")
+    data = yaml.safe_load(text)
+    assert set(data) <= set(language_spec.SPEC_KEYS)
+    assert set(data["multiple_choice"]) <= set(language_spec.MC_KEYS)
+
+
+def test_an_oversize_system_prompt_is_refused_and_nothing_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = make_language(tmp_path / "pirate")
+    tasks = tmp_path / "tasks"
+    edit_spec(spec, system_prompt="Arr! " * (1 << 20))  # 5 MiB: 77 MB of YAML, in 36 s
+    assert main(["language-yamls", str(spec), "--out", str(tasks)]) == 2
+    err = capsys.readouterr().err
+    assert f"{spec}: 'system_prompt' is 5,242,880 bytes; the limit is 16,384 bytes" in err
+    assert not tasks.exists()
+    # Over an earlier generation: the folder is left as it was.
+    edit_spec(spec, system_prompt=PIRATE_PROMPT)
+    assert main(["language-yamls", str(spec), "--out", str(tasks)]) == 0
+    before = snapshot(tasks)
+    edit_spec(spec, system_prompt="Arr! " * 3300)  # just over 16 KiB
+    assert main(["language-yamls", str(spec), "--out", str(tasks)]) == 2
+    assert "'system_prompt' is 16,500 bytes" in capsys.readouterr().err
+    assert snapshot(tasks) == before
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"name": "P" * 300}, r"'name' is 300 bytes; the limit is 256 bytes"),
+        ({"native_name": "Ç" * 200}, r"'native_name' is 400 bytes"),
+        (
+            {"multiple_choice": {"test": "mc/test.jsonl", "description": "x" * 20000}},
+            r"'multiple_choice\.description' is 20,000 bytes; the limit is 16,384",
+        ),
+        (
+            {"multiple_choice": {"test": "mc/test.jsonl", "answer_label": "y" * 300}},
+            r"'multiple_choice\.answer_label' is 300 bytes",
+        ),
+        ({"judge_templates": {"paper": "judge/big.j2"}}, r"judge_templates\.paper: .*big\.j2 is"),
+        (
+            {"questions": {"file": "big.jsonl"}},
+            r"big\.jsonl, line 1: turns\[0\] is 40,000 bytes; the limit is 32,768",
+        ),
+    ],
+)
+def test_oversize_fields_and_files_name_the_field(
+    tmp_path: Path, change: dict, message: str
+) -> None:
+    spec = make_language(tmp_path / "pirate")
+    big = PAPER.replace("Score:", "Score:{# " + "x" * 70000 + " #}")
+    (tmp_path / "pirate" / "judge" / "big.j2").write_text(big, encoding="utf-8")
+    long = {**QUESTIONS[0], "turns": ["q" * 40000, "Now make it shorter."]}
+    write_jsonl(tmp_path / "pirate" / "big.jsonl", [long])
+    edit_spec(spec, **change)
+    with pytest.raises(ValueError, match=message) as err:
+        write_language(spec, tmp_path / "tasks")
+    assert str(err.value).startswith(str(tmp_path / "pirate"))
+    assert not (tmp_path / "tasks").exists()
+
+
+def test_a_failed_write_leaves_the_previous_tasks_folder_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = make_language(tmp_path / "pirate")
+    tasks = tmp_path / "tasks"
+    write_language(spec, tasks)
+    (tasks / "notes.txt").write_text("mine\n", encoding="utf-8")  # the user's own file
+    before = snapshot(tasks)
+    # A new prompt (every task changes) and no own multiple-choice task (one file goes).
+    edit_spec(spec, system_prompt="Ahoy, answer in pirate.", multiple_choice="pirate_trivia")
+    real_write = Path.write_text
+    calls = []
+
+    def failing_write(self: Path, *args: object, **kwargs: object) -> int:
+        calls.append(self)
+        if len(calls) > 3:
+            raise OSError(28, "No space left on device")
+        return real_write(self, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Path, "write_text", failing_write)
+        with pytest.raises(OSError, match="No space left"):
+            write_language(spec, tasks)
+    assert len(calls) == 4  # it failed after writing three files
+    assert snapshot(tasks) == before  # byte for byte, no file added or removed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pirate", "tasks"]  # no staging left
+    # A failure while the files are renamed into place is undone as well.
+    real_replace = os.replace
+    renames = []
+
+    def failing_replace(source: object, target: object) -> None:
+        renames.append(target)
+        if len(renames) == 5:
+            raise OSError(5, "Input/output error")
+        real_replace(source, target)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "replace", failing_replace)
+        with pytest.raises(OSError, match="Input/output error"):
+            write_language(spec, tasks)
+    assert snapshot(tasks) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pirate", "tasks"]
+    # Written for real: every task has the new prompt, the stale task is gone, notes stay.
+    written = write_language(spec, tasks)
+    after = snapshot(tasks)
+    assert "mc_langadapt_pir.yaml" in before and "mc_langadapt_pir.yaml" not in after
+    assert after["notes.txt"] == b"mine\n"
+    assert set(after) == {p.name for p in written} | {"notes.txt"}
+    for name in after:
+        if name.startswith("mtbench_langadapt_pir"):
+            assert "Ahoy, answer in pirate." in after[name].decode("utf-8")

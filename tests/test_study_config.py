@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
+from hostile import billion_laughs, run_module
 
+from langadapt_tasks.cli import main as cli_main
 from langadapt_tasks.study.config import ModelSpec, StudyConfigError, load
 from langadapt_tasks.study.engines import EngineError
 from langadapt_tasks.study.run import environment, eval_runs, lm_eval_command
@@ -296,3 +299,78 @@ def test_vllm_gets_the_adapter_as_a_lora_request_with_its_rank(tmp_path: Path) -
 def test_bad_engine_settings_are_explained(tmp_path: Path, evaluate: dict, message: str) -> None:
     with pytest.raises(StudyConfigError, match=message):
         load(config(tmp_path, evaluate=evaluate))
+
+
+# --- hostile configs: alias bombs, unreadable numbers, unknown keys first ----------------
+
+
+def test_an_alias_bomb_is_refused_quickly_naming_the_file(tmp_path: Path) -> None:
+    # 9 ** 9 strings once expanded: ${VAR} expansion and the secret check walked every copy
+    # (a MemoryError after 21 s at depth 6). Refused while the file is read.
+    path = yaml_config(tmp_path, "evaluate:\n  lm_eval_args:\n" + billion_laughs(indent=4))
+    proc = run_module("langadapt_tasks", ["study", "--config", str(path)], timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert f"{path}: line " in proc.stderr and "billion laughs" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    with pytest.raises(StudyConfigError, match=r"aliases .* more than 100,000 values"):
+        load(path)  # in this process only once the child showed it is refused
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("evaluate:\n  limit: 1e999\n", "evaluate.limit"),  # was a raw OverflowError
+        ("evaluate:\n  limit: .inf\n", "evaluate.limit"),
+        ("evaluate:\n  limit: .nan\n", "evaluate.limit"),
+        ("evaluate:\n  limit: -3\n", "evaluate.limit"),
+        ("evaluate:\n  limit: 1" + "0" * 400 + "\n", "evaluate.limit"),
+        ("evaluate:\n  num_fewshot: 1e999\n", "evaluate.num_fewshot"),
+        ("evaluate:\n  num_fewshot: -1\n", "evaluate.num_fewshot"),
+        ("evaluate:\n  processes: .inf\n", "evaluate.processes"),
+        ("evaluate:\n  processes: 0\n", "evaluate.processes"),
+        ("judge:\n  timeout: 1e999\n", "judge.timeout"),
+        ("judge:\n  timeout: 0\n", "judge.timeout"),
+        ("judge:\n  deadline: -5\n", "judge.deadline"),
+        ("judge:\n  temperature: .nan\n", "judge.temperature"),
+        ("judge:\n  temperature: -0.5\n", "judge.temperature"),
+        ("judge:\n  concurrency: 0\n", "judge.concurrency"),
+        ("judge:\n  max_tokens: 0\n", "judge.max_tokens"),
+        ("judge:\n  max_retries: -1\n", "judge.max_retries"),
+    ],
+)
+def test_numbers_out_of_range_name_the_key(tmp_path: Path, text: str, key: str) -> None:
+    path = yaml_config(tmp_path, text)
+    with pytest.raises(StudyConfigError, match=rf"study\.yaml: {re.escape(key)}: expected") as err:
+        load(path)
+    assert str(path) in str(err.value) and len(str(err.value)) < 400
+
+
+def test_an_unreadable_number_names_the_file(tmp_path: Path) -> None:
+    path = yaml_config(tmp_path, "evaluate:\n  limit: 1" + "0" * 5000 + "\n")  # > 4300 digits
+    with pytest.raises(StudyConfigError, match=r"study\.yaml: a value cannot be read"):
+        load(path)
+
+
+def test_unknown_keys_are_refused_as_unknown_before_the_secret_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # "bogus_key" ends in "key": it was refused as "looks like a secret".
+    path = config(tmp_path, bogus_key=1)
+    with pytest.raises(StudyConfigError) as err:
+        load(path)
+    message = str(err.value)
+    assert f"{path}: unknown key(s) bogus_key; known keys: output" in message
+    assert "secret" not in message
+    assert cli_main(["study", "--config", str(path)]) == 2
+    assert "unknown key(s) bogus_key" in capsys.readouterr().err
+    # A close known key is suggested, at the top and in a section.
+    with pytest.raises(StudyConfigError, match=r"unknown key\(s\) evaluate\.limits; .*did you "):
+        load(config(tmp_path, evaluate={"limits": 5}))
+    with pytest.raises(StudyConfigError, match=r"unknown key\(s\) base_modle; .*mean base_model"):
+        load(config(tmp_path, base_modle="org/m"))
+    # A key that is only a secret's name is unknown too, and says where secrets go.
+    with pytest.raises(StudyConfigError) as err:
+        load(config(tmp_path, judge={"api_key": "sk-x"}))
+    message = str(err.value)
+    assert "unknown key(s) judge.api_key" in message and "looks like a secret" in message
+    assert "OPENAI_API_KEY" in message

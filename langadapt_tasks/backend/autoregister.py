@@ -12,10 +12,42 @@ import sys
 REGISTRY = "lm_eval.api.registry"
 MODEL_NAME = "langadapt-hf"
 TARGET = "langadapt_tasks.backend.hf:SharedPrefixHFLM"
+# Why registration failed, when it did: said when lm-eval is asked for langadapt-hf.
+FAILURES: list[str] = []
+
+
+def _warn(cause: str) -> None:
+    import warnings  # only on failure: nothing but sys is imported at start-up
+
+    warnings.warn(
+        f"{MODEL_NAME} could not be registered with lm-eval ({cause}); "
+        f"check that lm-eval and langadapt are installed in this environment, or import "
+        f"langadapt_tasks.backend.hf before asking lm-eval for the model",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+
+
+def _failed(registry: object, err: Exception) -> None:
+    """Keep why registration failed and say it the first time lm-eval's ``get_model`` is asked
+    for langadapt-hf; if get_model cannot be wrapped, say it now."""
+    FAILURES.append(f"{type(err).__name__}: {err}")
+    try:
+        lookup = registry.get_model
+
+        def get_model(model_name: str, *args: object, **kwargs: object) -> object:
+            if model_name == MODEL_NAME and FAILURES:
+                _warn(FAILURES.pop())
+            return lookup(model_name, *args, **kwargs)
+
+        registry.get_model = get_model
+    except Exception:
+        _warn(FAILURES.pop())
 
 
 def register(registry: object) -> None:
-    """Add the lazy placeholder for ``langadapt-hf`` to ``registry.model_registry``."""
+    """Add the lazy placeholder for ``langadapt-hf`` to ``registry.model_registry``; never
+    raises (without it only langadapt-hf is missing, and lm-eval says why when asked)."""
     try:
         # get_model() fills the registry with lm-eval's own models only while it is empty:
         # fill it first, or ours would be the only name.
@@ -24,8 +56,11 @@ def register(registry: object) -> None:
         models = registry.model_registry
         if MODEL_NAME not in models:
             models.register(MODEL_NAME, target=TARGET)
-    except Exception:  # never break lm-eval: without the hook only langadapt-hf is missing
-        pass
+    except Exception as err:
+        try:  # noqa: SIM105 (contextlib is not loaded at start-up)
+            _failed(registry, err)
+        except Exception:
+            pass
 
 
 class _RegisteringLoader:
@@ -66,8 +101,11 @@ class RegistryFinder:
                     if spec.loader is not None and hasattr(spec.loader, "exec_module"):
                         spec.loader = _RegisteringLoader(spec.loader)
                     return spec
-        except Exception:
-            pass
+        except Exception as err:  # the registry loads unwrapped: say so now
+            try:  # noqa: SIM105 (contextlib is not loaded at start-up)
+                _warn(f"{type(err).__name__}: {err}")
+            except Exception:
+                pass
         return None
 
 
@@ -79,7 +117,7 @@ def install() -> None:
             register(registry)
         elif not any(type(f).__name__ == "RegistryFinder" for f in sys.meta_path):
             sys.meta_path.insert(0, RegistryFinder())
-    except Exception:
+    except Exception:  # at interpreter start: silence (only a broken interpreter gets here)
         pass
 
 

@@ -10,6 +10,11 @@ Where the data comes from, in order:
 
 A local directory has CMMLU's GitHub layout: ``dev/<subject>.csv`` and
 ``test/<subject>.csv`` with columns ``,Question,A,B,C,D,Answer``.
+
+What is CMMLU's own is here: the CSV reader and the row check, and the
+:data:`CMMLU` entry of the shared multiple-choice data layer
+(:mod:`langadapt_tasks.mcdata`), which finds the directory, reads the Hub and
+words the errors.
 """
 
 from __future__ import annotations
@@ -25,13 +30,12 @@ import datasets
 
 from langadapt_tasks.cmmlu.subjects import SUBJECTS
 from langadapt_tasks.files import read_text
-from langadapt_tasks.paths import local_dir
+from langadapt_tasks.mcdata import SPLITS, Benchmark
 
 ENV_DIR = "LANGADAPT_CMMLU_DIR"
 METADATA_DIR = "cmmlu_dir"
 HUB_REPO = "haonan-li/cmmlu"
 HUB_FILES = "hf://datasets/haonan-li/cmmlu@~parquet/{subject}/{split}/*.parquet"
-SPLITS = ("test", "dev")
 CHOICES = ("A", "B", "C", "D")
 FIELDS = ("Question", *CHOICES, "Answer")
 # A line that starts a record: CMMLU's files hold one record per line, each opening with its
@@ -145,47 +149,31 @@ def read_csv(path: Path) -> list[dict[str, str]]:
     return rows
 
 
-def _from_dir(root: Path, subject: str) -> datasets.DatasetDict:
-    parts = {}
-    for split in SPLITS:
-        path = root / split / f"{subject}.csv"
-        if not path.is_file():
-            raise CMMLUDataError(
-                f"{path} not found: the CMMLU directory {root} must hold dev/<subject>.csv "
-                "and test/<subject>.csv as in CMMLU's GitHub repository (data/)"
-            )
-        parts[split] = datasets.Dataset.from_list(read_csv(path))
-    return datasets.DatasetDict(parts)
-
-
-def _from_hub(subject: str) -> datasets.DatasetDict:
+def _hub_rows(subject: str) -> dict[str, tuple[str, Any]]:
     files = {split: HUB_FILES.format(subject=subject, split=split) for split in SPLITS}
     loaded = datasets.load_dataset("parquet", data_files=files)
-    parts = {}
-    for split in SPLITS:
-        rows = [validate_row(r, f"{files[split]}, row {i}") for i, r in enumerate(loaded[split])]
-        parts[split] = datasets.Dataset.from_list(rows)
-    return datasets.DatasetDict(parts)
+    return {split: (files[split], loaded[split]) for split in SPLITS}
 
 
-def data_dir(metadata: dict[str, Any] | None = None) -> Path | None:
-    """The local CMMLU directory chosen by task metadata or environment, if any."""
-    return local_dir(metadata, METADATA_DIR, ENV_DIR, CMMLUDataError)
-
-
-@functools.cache
-def _load(root: Path | None, subject: str) -> datasets.DatasetDict:
-    if root is not None:
-        return _from_dir(root, subject)
-    try:
-        return _from_hub(subject)
-    except Exception as err:  # offline, gated, renamed: all end the same way
-        raise CMMLUDataError(
-            f"CMMLU subject {subject!r} could not be loaded from the Hub ({HUB_REPO}: "
-            f"{type(err).__name__}: {err}). Point at a local copy of CMMLU's data/ directory "
-            f"instead, with the environment variable {ENV_DIR}=DIR or "
-            f'lm_eval --metadata \'{{"{METADATA_DIR}": "DIR"}}\'.'
-        ) from err
+CMMLU = Benchmark(
+    name="CMMLU",
+    env_dir=ENV_DIR,
+    metadata_dir=METADATA_DIR,
+    hub_repo=HUB_REPO,
+    subjects=SUBJECTS,
+    file_name=lambda subject: f"{subject}.csv",
+    read_file=read_csv,
+    hub_rows=_hub_rows,
+    validate_row=validate_row,
+    row_label="row",
+    error=CMMLUDataError,
+    layout="dev/<subject>.csv and test/<subject>.csv as in CMMLU's GitHub repository (data/)",
+    local_copy="CMMLU's data/ directory",
+)
+data_dir = CMMLU.data_dir
+availability = CMMLU.availability
+_from_dir = CMMLU.from_dir
+_load = functools.cache(CMMLU.load)
 
 
 def load_subject(cmmlu_subject: str, **metadata: Any) -> datasets.DatasetDict:
@@ -194,6 +182,5 @@ def load_subject(cmmlu_subject: str, **metadata: Any) -> datasets.DatasetDict:
     lm-eval passes the task's metadata (``--metadata`` and the model args) as
     keyword arguments; only ``cmmlu_dir`` is read here.
     """
-    if cmmlu_subject not in SUBJECTS:
-        raise CMMLUDataError(f"unknown CMMLU subject {cmmlu_subject!r}")
-    return _load(data_dir(metadata), cmmlu_subject)
+    subject = CMMLU.known(cmmlu_subject)
+    return _load(data_dir(metadata), subject)

@@ -20,6 +20,7 @@ from lm_eval.api.task import ConfigurableTask
 
 from langadapt_tasks.cmmlu.data import CHOICES, CMMLUDataError, load_subject
 from langadapt_tasks.cmmlu.subjects import PROMPT_HEADER, SUBJECTS
+from langadapt_tasks.mcdata import quiet_custom_dataset_hint
 
 __all__ = [
     "CMMLUTask",
@@ -35,15 +36,7 @@ MAX_LENGTH = 2048  # CMMLU's --max_length default
 
 _log = logging.getLogger(__name__)
 
-
-class _QuietCustomDatasetHint(logging.Filter):
-    """Drop lm-eval's per-task hint about custom datasets (67 identical lines)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "Custom kwargs can be passed to `--metadata`" not in record.getMessage()
-
-
-logging.getLogger("lm_eval.api.task").addFilter(_QuietCustomDatasetHint())
+quiet_custom_dataset_hint()  # lm-eval logs it once per subject: 67 identical lines
 
 
 def load_protocol_subject(cmmlu_subject: str, **metadata: Any) -> datasets.DatasetDict:

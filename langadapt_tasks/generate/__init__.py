@@ -3,7 +3,8 @@
 Run ``langadapt generate-yamls`` after changing a subject table or a shipped
 language spec; a test checks that the checked-in files match what this writes.
 A generated file (one starting with ``render.HEADER``) that the generators no longer
-produce is removed; the hand-written templates are left alone.
+produce is removed; the hand-written templates are left alone. Each folder is written all at
+once (``render.write_folder``): a failure leaves it as it was.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from pathlib import Path
 
 from langadapt_tasks.generate.cmmlu import cmmlu_configs
 from langadapt_tasks.generate.mtbench import mtbench_configs
-from langadapt_tasks.generate.render import remove_stale, render
+from langadapt_tasks.generate.render import remove_stale, render, write_folder
 from langadapt_tasks.generate.turkishmmlu import turkishmmlu_configs
+
+__all__ = ["remove_stale", "write_all"]
 
 
 def write_all(root: Path) -> list[Path]:
@@ -24,10 +27,6 @@ def write_all(root: Path) -> list[Path]:
         ("mtbench", mtbench_configs()),
         ("turkishmmlu", turkishmmlu_configs()),
     ):
-        for name, config in configs.items():
-            path = root / folder / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(render(config), encoding="utf-8")
-            written.append(path)
-        remove_stale(root / folder, set(configs))
+        texts = {name: render(config) for name, config in configs.items()}
+        written += write_folder(root / folder, texts)  # all at once, stale files removed
     return written

@@ -14,11 +14,10 @@ up to 1024 new tokens. Each category task carries its own ``generation_kwargs``.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from langadapt_tasks.generate.multiple_choice import mc_configs
-from langadapt_tasks.generate.render import group_config, remove_stale, render
+from langadapt_tasks.generate.render import group_config, render, write_folder
 from langadapt_tasks.languages.spec import (
     LanguageSpec,
     LanguageSpecError,
@@ -125,14 +124,6 @@ def write_language(spec_path: Path, out: Path) -> list[Path]:
         # A few questions are enough to start: tasks only for the categories present.
         categories = tuple(c for c in CATEGORIES if c in present)
     configs = {**language_configs(spec, categories), **mc_configs(spec)}
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name in SHARED:  # the includes resolve relative to the generated files
-        written.append(Path(shutil.copyfile(task_dir() / "mtbench" / name, out / name)))
-    for name, config in configs.items():
-        path = out / name
-        path.write_text(render(config), encoding="utf-8")
-        written.append(path)
     # What an earlier run wrote for this language and this one does not (e.g. its own
     # multiple-choice task, once the spec names an lm-eval task instead); other files stay.
     code = spec.code
@@ -141,5 +132,10 @@ def write_language(spec_path: Path, out: Path) -> list[Path]:
         f"_mtbench_langadapt_{code}.",
         f"_mtbench_langadapt_{code}_",
     )
-    remove_stale(out, set(configs), (*mine, f"{mc_task_name(code)}.yaml"))
-    return written
+    return write_folder(
+        out,
+        {name: render(config) for name, config in configs.items()},
+        # the includes resolve relative to the generated files
+        copies={name: task_dir() / "mtbench" / name for name in SHARED},
+        stale_prefixes=(*mine, f"{mc_task_name(code)}.yaml"),
+    )

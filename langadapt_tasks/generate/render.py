@@ -1,7 +1,12 @@
-"""The one writer of lm-eval task YAML: group configs and the YAML text itself."""
+"""The one writer of lm-eval task YAML: group configs, the YAML text itself, and the folders
+of generated files (written all at once: see ``write_folder``)."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
@@ -42,16 +47,91 @@ def render(config: dict) -> str:
     )
 
 
-def remove_stale(folder: Path, keep: set[str], prefixes: tuple[str, ...] = ("",)) -> list[Path]:
-    """Delete the generated YAMLs in ``folder`` (names starting with one of ``prefixes``)
-    that are not in ``keep``: what a previous generation wrote and this one no longer does."""
-    removed = []
+def stale_files(folder: Path, keep: set[str], prefixes: tuple[str, ...] = ("",)) -> list[Path]:
+    """The generated YAMLs in ``folder`` (names starting with one of ``prefixes``) that are not
+    in ``keep``: what a previous generation wrote and this one no longer does."""
+    stale = []
     for path in sorted(folder.glob("*.yaml")):
-        if path.name in keep or not path.name.startswith(prefixes):
+        if path.name in keep or not path.name.startswith(prefixes) or not path.is_file():
             continue
         with path.open(encoding="utf-8", errors="replace") as fh:
             generated = fh.read(len(HEADER)) == HEADER
         if generated:
-            path.unlink()
-            removed.append(path)
+            stale.append(path)
+    return stale
+
+
+def remove_stale(folder: Path, keep: set[str], prefixes: tuple[str, ...] = ("",)) -> list[Path]:
+    """Delete ``stale_files(folder, keep, prefixes)``; return them."""
+    removed = stale_files(folder, keep, prefixes)
+    for path in removed:
+        path.unlink()
     return removed
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write one generated file (into the staging folder)."""
+    path.write_text(text, encoding="utf-8")
+
+
+def write_folder(
+    folder: Path,
+    texts: Mapping[str, str],
+    copies: Mapping[str, Path] | None = None,
+    stale_prefixes: tuple[str, ...] = ("",),
+) -> list[Path]:
+    """Write one generation into ``folder``: ``copies`` (name -> file to copy) and ``texts``
+    (name -> content); remove the stale files of an earlier one (``stale_files`` with
+    ``stale_prefixes``). Return the paths written.
+
+    Everything is first written to a staging folder beside ``folder``; nothing in ``folder``
+    changes until all of it is written. A new folder is then the staging folder, renamed
+    into place. In an existing folder (it may hold the user's own files, which stay) each
+    file is renamed into place, the files it replaces and the stale ones moved aside first
+    and put back if a rename fails. Whatever fails, the previous folder is left as it was.
+    """
+    given = Path(folder)
+    folder = given.resolve()  # a symlinked folder: work beside the folder it points to
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"{given} exists and is not a folder")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = folder.parent / f".{folder.name}.staging-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    names: list[str] = []
+    try:
+        for name, source in (copies or {}).items():
+            shutil.copyfile(source, staging / name)
+            names.append(name)
+        for name, text in texts.items():
+            _write_text(staging / name, text)
+            names.append(name)
+        if not folder.exists():
+            staging.rename(folder)
+        else:
+            _commit(staging, folder, names, stale_files(folder, set(names), stale_prefixes))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return [given / name for name in names]
+
+
+def _commit(staging: Path, folder: Path, names: list[str], stale: list[Path]) -> None:
+    """Rename the staged files into ``folder`` (one filesystem: renames only), moving the
+    files they replace and the ``stale`` ones into the staging folder first; undo on error."""
+    aside = staging / ".previous"
+    aside.mkdir()
+    done: list[tuple[Path, Path]] = []  # (from, to) of each rename, undone in reverse
+    try:
+        for name in names:
+            target = folder / name
+            if target.exists() or target.is_symlink():
+                os.replace(target, aside / name)
+                done.append((target, aside / name))
+            os.replace(staging / name, target)
+            done.append((staging / name, target))
+        for path in stale:
+            os.replace(path, aside / path.name)
+            done.append((path, aside / path.name))
+    except BaseException:
+        for source, moved in reversed(done):
+            os.replace(moved, source)
+        raise

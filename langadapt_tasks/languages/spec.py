@@ -8,6 +8,10 @@ FastChat's judge prompts for rubric ``fastchat``, where its questions come from
 and, optionally, its multiple-choice knowledge task. Paths in a spec are relative
 to the spec file. See docs/languages.md.
 
+Unknown keys, at the top and in every mapping with fixed keys, are refused with the close
+known ones; text that is copied into every generated task, and the files a spec names, are
+bounded in size (``MAX_*`` below), each error naming the spec and the field.
+
 Only specs the user named are loaded: the shipped ones, one given on the command
 line or in a generated task YAML (``register``), or one listed in
 ``LANGADAPT_SPECS``. A spec path found in a file (a samples file's ``doc.spec``)
@@ -23,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from langadapt_tasks.files import read_yaml_mapping
+from langadapt_tasks.files import check_keys, read_yaml_mapping
 from langadapt_tasks.languages.fastchat_prompts import read_fastchat_prompts
 from langadapt_tasks.languages.judge_templates import TemplateCheckError, check_template
 from langadapt_tasks.languages.langid import known_codes
@@ -47,6 +51,32 @@ MC_KEYS = (
     "num_fewshot",
 )
 MC_COLUMNS = ("question", "answer")  # besides one column per choice
+SPEC_KEYS = (
+    "code",
+    "name",
+    "native_name",
+    "system_prompt",
+    "fidelity",
+    "judge_templates",
+    "judge_prompts",
+    "questions",
+    "multiple_choice",
+)
+QUESTIONS_KEYS = ("local", "file", "hub")
+HUB_KEYS = ("repo", "question", "reference")
+JUDGE_PROMPTS_KEYS = ("file", "local", "url")
+# Sizes, in bytes of UTF-8 text. The system prompt is copied into each of a language's 16
+# MT-Bench task YAMLs and sent with every question; MT-Bench's own prompts are < 200 bytes.
+KiB, MiB = 1024, 1024 * 1024
+MAX_SYSTEM_PROMPT = 16 * KiB
+MAX_NAME = 256  # name, native_name
+MAX_MC_DESCRIPTION = 16 * KiB  # multiple_choice.description (the instruction)
+MAX_MC_LABEL = 256  # multiple_choice.answer_label, .target_delimiter
+MAX_MC_CHOICES = 100
+MAX_TEMPLATE = 64 * KiB  # a judge template file (the shipped ones are < 3 KiB)
+MAX_JUDGE_PROMPTS = 1 * MiB  # a FastChat judge_prompts.jsonl (FastChat's is < 20 KiB)
+MAX_QUESTION_FILE = 16 * MiB  # a question file (MT-Bench's 80 questions: about 50 KiB)
+MAX_QUESTION_TEXT = 32 * KiB  # one turn of a question, one reference answer
 
 
 class LanguageSpecError(ValueError):
@@ -120,6 +150,35 @@ def check_code(code: str, where: object = "language code") -> str:
     return code
 
 
+def _size(n: int) -> str:
+    return f"{n // MiB} MiB" if n >= MiB and not n % MiB else f"{n / KiB:g} KiB"
+
+
+def _bounded(value: Any, key: str, limit: int, where: Path) -> None:
+    """Refuse a text field longer than ``limit`` bytes of UTF-8, naming it."""
+    if isinstance(value, str) and len(value.encode("utf-8", "surrogatepass")) > limit:
+        raise LanguageSpecError(
+            f"{where}: '{key}' is {len(value.encode('utf-8', 'surrogatepass')):,} bytes; "
+            f"the limit is {limit:,} bytes ({_size(limit)}); see docs/languages.md"
+        )
+
+
+def _bounded_file(file: Path, key: str, limit: int, where: Path) -> None:
+    """Refuse a file the spec names that is larger than ``limit`` bytes, naming the field."""
+    size = file.stat().st_size
+    if size > limit:
+        raise LanguageSpecError(
+            f"{where}: {key}: {file} is {size:,} bytes; the limit is {limit:,} bytes "
+            f"({_size(limit)}); see docs/languages.md"
+        )
+
+
+def _keys(value: Any, known: tuple[str, ...], key: str, where: Path) -> None:
+    """Refuse unknown keys of the mapping ``value`` (the spec's ``key``; "" at the top)."""
+    if isinstance(value, dict):
+        check_keys(value, known, where, LanguageSpecError, key)
+
+
 def _todo(value: Any, key: str, where: Path) -> None:
     if isinstance(value, str) and "TODO" in value:
         raise LanguageSpecError(f"{where}: '{key}' still says TODO; fill it in")
@@ -167,15 +226,13 @@ def _multiple_choice(value: Any, where: Path) -> str | MultipleChoice | None:
             f"{where}: 'multiple_choice' is an lm-eval task name or a mapping "
             f"({', '.join(MC_KEYS)})"
         )
-    unknown = sorted(set(value) - set(MC_KEYS))
-    if unknown:
-        raise LanguageSpecError(
-            f"{where}: multiple_choice has unknown keys {unknown}; known: {', '.join(MC_KEYS)}"
-        )
+    _keys(value, MC_KEYS, "multiple_choice", where)
     texts = {k: value.get(k) for k in ("description", "answer_label", "target_delimiter")}
     for key, text in texts.items():
         if text is not None and not isinstance(text, str):
             raise LanguageSpecError(f"{where}: multiple_choice.{key} must be a string")
+        limit = MAX_MC_DESCRIPTION if key == "description" else MAX_MC_LABEL
+        _bounded(text, f"multiple_choice.{key}", limit, where)
         _todo(text, f"multiple_choice.{key}", where)
     test = _mc_file(_require(value, "test", where), "test", where)
     dev = _mc_file(value["dev"], "dev", where) if value.get("dev") else None
@@ -186,12 +243,12 @@ def _multiple_choice(value: Any, where: Path) -> str | MultipleChoice | None:
     choices = value.get("choices", list(MultipleChoice.choices))
     if (
         not isinstance(choices, list)
-        or len(choices) < 2
+        or not 2 <= len(choices) <= MAX_MC_CHOICES
         or len(set(map(str, choices))) != len(choices)
     ):
         raise LanguageSpecError(
-            f"{where}: multiple_choice.choices must list two or more distinct letters, "
-            "e.g. [A, B, C, D]"
+            f"{where}: multiple_choice.choices must list two to {MAX_MC_CHOICES} distinct "
+            "letters, e.g. [A, B, C, D]"
         )
     for choice in choices:
         _todo(choice, "multiple_choice.choices", where)
@@ -228,9 +285,22 @@ def parse_spec(path: Path, builtin: bool = False) -> LanguageSpec:
     """Read and check one spec file."""
     path = Path(path).resolve()
     data = read_yaml_mapping(path, LanguageSpecError, "a mapping of spec fields")
+    _keys(data, SPEC_KEYS, "", path)
+    for key, known in (
+        ("questions", QUESTIONS_KEYS),
+        ("judge_prompts", JUDGE_PROMPTS_KEYS),
+        ("multiple_choice", MC_KEYS),
+    ):
+        _keys(data.get(key), known, key, path)
+    if isinstance(data.get("questions"), dict):
+        _keys(data["questions"].get("hub"), HUB_KEYS, "questions.hub", path)
     code = check_code(str(_require(data, "code", path)), path)
-    for key in ("name", "system_prompt"):
-        _todo(_require(data, key, path), key, path)
+    for key in ("name", "native_name", "system_prompt"):
+        value = data.get(key) if key == "native_name" else _require(data, key, path)
+        if value is not None and not isinstance(value, str | int | float):
+            raise LanguageSpecError(f"{path}: '{key}' must be text")
+        _bounded(value, key, MAX_SYSTEM_PROMPT if key == "system_prompt" else MAX_NAME, path)
+        _todo(value, key, path)
     resolved = _judge_templates(data.get("judge_templates") or {}, path)
     prompts, prompts_local, prompts_url = _judge_prompts(data.get("judge_prompts"), path)
     if not resolved and prompts is None and prompts_local is None:
@@ -244,7 +314,11 @@ def parse_spec(path: Path, builtin: bool = False) -> LanguageSpec:
     file = (path.parent / str(questions["file"])).resolve() if questions.get("file") else None
     if file is not None and not file.is_file():
         raise LanguageSpecError(f"{path}: question file {questions['file']} not found")
+    if file is not None:
+        _bounded_file(file, "questions.file", MAX_QUESTION_FILE, path)
     hub = questions.get("hub") or {}
+    if not isinstance(hub, dict):
+        raise LanguageSpecError(f"{path}: questions.hub is a mapping ({', '.join(HUB_KEYS)})")
     if hub and not {"repo", "question"} <= set(hub):
         raise LanguageSpecError(f"{path}: questions.hub needs 'repo' and 'question'")
     local = questions.get("local")
@@ -288,17 +362,14 @@ def _judge_templates(templates: Any, path: Path) -> dict[str, Path]:
             "read from a FastChat judge_prompts.jsonl named by 'judge_prompts'; a template "
             "with fenced answers is rubric 'fastchat-guarded' (rename the key)"
         )
-    unknown = sorted(set(templates) - set(TEMPLATE_RUBRICS))
-    if unknown:
-        raise LanguageSpecError(
-            f"{path}: judge_templates has unknown rubric(s) {unknown}; known: {known}"
-        )
+    _keys(templates, TEMPLATE_RUBRICS, "judge_templates", path)
     resolved = {}
     for rubric, rel in templates.items():
         _todo(rel, f"judge_templates.{rubric}", path)
         tpl = (path.parent / str(rel)).resolve()
         if not tpl.is_file():
             raise LanguageSpecError(f"{path}: judge template {rel} ({rubric}) not found")
+        _bounded_file(tpl, f"judge_templates.{rubric}", MAX_TEMPLATE, path)
         try:
             check_template(tpl, rubric)
         except TemplateCheckError as err:
@@ -311,7 +382,8 @@ def _judge_prompts(value: Any, path: Path) -> tuple[Path | None, str | None, str
     """``judge_prompts``: {file, local, url}: FastChat's judge prompts for rubric ``fastchat``."""
     if value in (None, ""):
         return None, None, None
-    if not isinstance(value, dict) or not set(value) <= {"file", "local", "url"} or not value:
+    _keys(value, JUDGE_PROMPTS_KEYS, "judge_prompts", path)
+    if not isinstance(value, dict) or not value:
         raise LanguageSpecError(
             f"{path}: judge_prompts is a mapping with 'file' (a FastChat judge_prompts.jsonl, "
             "relative to the spec), 'local' (its path under the MT-Bench directory) and/or "
@@ -332,6 +404,7 @@ def _judge_prompts(value: Any, path: Path) -> tuple[Path | None, str | None, str
         file = (path.parent / str(value["file"])).resolve()
         if not file.is_file():
             raise LanguageSpecError(f"{path}: judge_prompts file {value['file']} not found")
+        _bounded_file(file, "judge_prompts.file", MAX_JUDGE_PROMPTS, path)
         try:
             read_fastchat_prompts(file)
         except ValueError as err:

@@ -82,6 +82,15 @@ def validate_question(row: dict[str, Any], where: str) -> dict[str, Any]:
     reference = row.get("reference") or []
     if not isinstance(reference, list) or not all(isinstance(r, str) for r in reference):
         raise MTBenchDataError(f"{where}: 'reference' must be a list of strings")
+    limit = language_spec.MAX_QUESTION_TEXT
+    for key, texts in (("turns", turns), ("reference", reference)):
+        for i, text in enumerate(texts):
+            size = len(text.encode("utf-8", "surrogatepass"))
+            if size > limit:
+                raise MTBenchDataError(
+                    f"{where}: {key}[{i}] is {size:,} bytes; the limit is {limit:,} bytes "
+                    f"({limit // 1024} KiB); see docs/languages.md"
+                )
     return {"question_id": qid, "category": category, "turns": turns, "reference": reference}
 
 

@@ -1,8 +1,10 @@
 """The study config (``langadapt study --config study.yaml``), read and checked.
 
 ``${VAR}`` expansion, relative paths, booleans and lists follow the rules of
-``langadapt_tasks.files`` (docs/study.md, *The config*). Every key is type-checked; an
-unknown key or one that looks like a secret is refused, naming the file and key.
+``langadapt_tasks.files`` (docs/study.md, *The config*). Unknown keys are refused first,
+naming the file and key (and the close known ones), before any value is looked at; then a
+key that looks like a secret is refused; then every value is type-checked (numbers finite,
+within the range the step that uses them accepts).
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from typing import Any
 
 from langadapt_tasks.files import (
     Fields,
+    check_keys,
     expand_vars,
     path_or_name,
     read_yaml_mapping,
     refuse_secrets,
+    shown,
 )
 from langadapt_tasks.judge.settings import RUBRICS, setting_sources
 from langadapt_tasks.study.engines import ENGINES, OWN_MODEL_ARGS, Engine
@@ -33,6 +37,9 @@ REPORT_KEYS = ("baseline",)
 DEFAULT_TASKS = ["cmmlu_langadapt", "mtbench_langadapt_zh"]
 # The judge settings a study may set (LANGADAPT_JUDGE_* in lower case), and its own key.
 JUDGE_STUDY_KEYS = ("allow_unscored",)
+# The ranges the judge accepts (judge.settings.resolve), checked when the config is read.
+JUDGE_MINIMUM = {"concurrency": 1, "max_tokens": 1, "reasks": 0, "max_retries": 0}
+JUDGE_SECONDS = ("timeout", "deadline", "backoff", "max_backoff")  # > 0
 # lm_eval flags the study sets itself: in lm_eval_args they would contradict it.
 _OWN_FLAGS = {
     "--model": "evaluate.engine",
@@ -123,7 +130,7 @@ def _judge(f: Fields, raw: Any) -> tuple[dict[str, Any] | None, bool]:
             raise f.bad(
                 "judge",
                 "expected off, on (settings from LANGADAPT_JUDGE_*) or a mapping of judge "
-                f"settings, got {raw!r}",
+                f"settings, got {shown(raw)}",
             ) from None
         return ({} if on else None), False
     sources = judge_sources()
@@ -137,9 +144,13 @@ def _judge(f: Fields, raw: Any) -> tuple[dict[str, Any] | None, bool]:
             continue
         kind = sources[key][1]
         if kind is int:
-            out[key] = f.integer(value, where, minimum=0)
+            out[key] = f.integer(value, where, minimum=JUDGE_MINIMUM.get(key, 0))
         elif kind is float:
             out[key] = f.number(value, where)
+            if key in JUDGE_SECONDS and out[key] <= 0:
+                raise f.bad(where, f"expected a number of seconds > 0, got {shown(value)}")
+            if out[key] < 0:
+                raise f.bad(where, f"expected a number >= 0, got {shown(value)}")
         elif kind is Path:
             out[key] = f.path(value, where)
         else:
@@ -179,10 +190,10 @@ def _limit(f: Fields, raw: Any) -> float | int | None:
         return None
     value = f.number(raw, "evaluate.limit")
     if value <= 0:
-        raise f.bad("evaluate.limit", f"expected a number > 0, got {raw!r}")
+        raise f.bad("evaluate.limit", f"expected a number > 0, got {shown(raw)}")
     if value >= 1:
         if value != int(value):
-            raise f.bad("evaluate.limit", f"a count (>= 1) must be whole, got {raw!r}")
+            raise f.bad("evaluate.limit", f"a count (>= 1) must be whole, got {shown(raw)}")
         return int(value)
     return value  # a share of each task's questions, as lm_eval --limit 0.1
 
@@ -211,13 +222,24 @@ def _engine(f: Fields, evaluate: dict[str, Any]) -> Engine:
     return Engine(name=name, processes=processes, shared_prefix=shared, model_args=extra)
 
 
+def _check_all_keys(f: Fields, raw: dict[str, Any]) -> None:
+    """Refuse unknown keys, at every level that has fixed keys, before any value is walked:
+    a misspelt key is named as unknown, not as a secret (``bogus_key``)."""
+    f.mapping(raw, "", TOP_KEYS)
+    sections = {"train": TRAIN_KEYS, "evaluate": EVALUATE_KEYS, "report": REPORT_KEYS}
+    sections["judge"] = (*judge_sources(), *JUDGE_STUDY_KEYS)
+    for section, known in sections.items():
+        if isinstance(raw.get(section), dict):
+            check_keys(raw[section], known, f.file, f.error, section)
+
+
 def load(path: Path) -> StudyConfig:
     path = Path(path).resolve()
     raw = read_yaml_mapping(path, StudyConfigError, empty_ok=True)
+    f = Fields(path, StudyConfigError)
+    _check_all_keys(f, raw)
     refuse_secrets(raw, path, StudyConfigError)
     raw = expand_vars(raw, path, StudyConfigError)
-    f = Fields(path, StudyConfigError)
-    f.mapping(raw, "", TOP_KEYS)
     for key in ("output", "base_model"):
         if raw.get(key) in (None, ""):
             raise StudyConfigError(f"{path}: '{key}' is missing")

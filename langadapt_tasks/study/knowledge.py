@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from langadapt_tasks.cmmlu import data as cmmlu_data
 from langadapt_tasks.languages.spec import builtin_specs
@@ -30,23 +29,9 @@ class Knowledge:
     unavailable: dict[str, str] = field(default_factory=dict)
 
 
-def cmmlu_availability(env: Mapping[str, str]) -> str | None:
-    """Why CMMLU cannot be loaded with ``env`` (``LANGADAPT_CMMLU_DIR``, else the Hub)."""
-    value = env.get(cmmlu_data.ENV_DIR)
-    if value:
-        ok = Path(value).expanduser().is_dir()
-        return None if ok else f"{cmmlu_data.ENV_DIR}={value}: no such directory"
-    if turkishmmlu_data.offline(env):
-        return f"no local copy ({cmmlu_data.ENV_DIR} is not set) and the Hub is off"
-    problem = turkishmmlu_data.hub_problem(cmmlu_data.HUB_REPO)
-    if problem is None:
-        return None
-    return f"no local copy ({cmmlu_data.ENV_DIR} is not set) and the Hub unreachable ({problem})"
-
-
 # Knowledge tasks whose data may be missing: how to tell (a reason, or None when loadable).
 AVAILABILITY: dict[str, Callable[[Mapping[str, str]], str | None]] = {
-    "cmmlu_langadapt": cmmlu_availability,
+    "cmmlu_langadapt": cmmlu_data.availability,
     "turkishmmlu_langadapt": turkishmmlu_data.availability,
 }
 

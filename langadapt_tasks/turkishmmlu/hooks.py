@@ -9,22 +9,14 @@ the subject's ``dev`` split.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
+from langadapt_tasks.mcdata import quiet_custom_dataset_hint
 from langadapt_tasks.turkishmmlu.data import CHOICES, load_subject
 
 __all__ = ["doc_to_target", "load_subject"]
 
-
-class _QuietCustomDatasetHint(logging.Filter):
-    """Drop lm-eval's per-task hint about custom datasets (one line per subject)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "Custom kwargs can be passed to `--metadata`" not in record.getMessage()
-
-
-logging.getLogger("lm_eval.api.task").addFilter(_QuietCustomDatasetHint())
+quiet_custom_dataset_hint()  # lm-eval logs it once per subject
 
 
 def doc_to_target(doc: dict[str, Any]) -> int:
