@@ -117,6 +117,18 @@ def test_secret_looking_keys_are_refused(tmp_path: Path, keys: dict) -> None:
         load(config(tmp_path, **keys))
 
 
+def test_credentials_in_the_judge_base_url_are_refused_when_the_config_loads(
+    tmp_path: Path,
+) -> None:
+    """Refused as the config is read, not after every answer was generated; the password is
+    in no message (issue 20 item 4)."""
+    url = "http://judge-user:s3cret-pass@127.0.0.1:9/v1"
+    with pytest.raises(StudyConfigError, match=r"study\.yaml: judge\.base_url: .*credentials") as e:
+        load(config(tmp_path, judge={"base_url": url}))
+    assert "s3cret-pass" not in str(e.value) and "judge-user" not in str(e.value)
+    assert "http://127.0.0.1:9/v1" in str(e.value)
+
+
 def test_judge_settings_reach_the_judge_typed(tmp_path: Path) -> None:
     cfg = load(
         config(

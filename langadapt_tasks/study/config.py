@@ -22,7 +22,12 @@ from langadapt_tasks.files import (
     refuse_secrets,
     shown,
 )
-from langadapt_tasks.judge.settings import RUBRICS, setting_sources
+from langadapt_tasks.judge.settings import (
+    RUBRICS,
+    credentials_error,
+    setting_sources,
+    url_has_credentials,
+)
 from langadapt_tasks.study.engines import ENGINES, OWN_MODEL_ARGS, Engine
 from langadapt_train.presets import PRESETS
 
@@ -155,6 +160,8 @@ def _judge(f: Fields, raw: Any) -> tuple[dict[str, Any] | None, bool]:
             out[key] = f.path(value, where)
         else:
             out[key] = f.text(value, where)
+    if url_has_credentials(out.get("base_url", "")):  # refused now, not after generation
+        raise StudyConfigError(f"{f.file}: {credentials_error('judge.base_url', out['base_url'])}")
     if "rubric" in out and out["rubric"] not in RUBRICS:
         raise f.bad("judge.rubric", f"{out['rubric']!r}: choose one of {', '.join(RUBRICS)}")
     return out, allow
