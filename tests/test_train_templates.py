@@ -231,3 +231,50 @@ def test_rows_too_long_for_max_length_are_counted(smollm2_dir: Path, tmp_path: P
     assert manifest["tokenized"]["truncated"] == 1
     write_records(out, manifest, records)
     assert json.loads((out / MANIFEST).read_text())["tokenized"] == manifest["tokenized"]
+
+
+# --- hostile testing, item 10: a template that cannot be rendered is a config error --------
+
+
+@pytest.mark.parametrize(
+    "text,line,why",
+    [
+        # Refused by the sandbox transformers renders chat templates in (SecurityError).
+        (
+            "{% for m in messages %}\n{{ m['content'].__class__.__mro__ }}{% endfor %}",
+            2,
+            "refused by Jinja's sandbox (access to attribute '__class__' of 'str' object",
+        ),
+        ("{% for m in messages %}{{ m['content'] }}", 1, "not valid Jinja"),
+        (
+            "{% for m in messages %}{{ raise_exception('no ' + m['role']) }}{% endfor %}",
+            1,
+            "rendering a training conversation failed (TemplateError: no system)",
+        ),
+        ("x\n\n{{ messages[0]['content'] + 1 }}", 3, "TypeError: can only concatenate str"),
+    ],
+    ids=["sandbox", "syntax", "raise_exception", "type_error"],
+)
+def test_template_that_cannot_be_rendered_is_a_config_error(
+    smollm2_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    text: str,
+    line: int,
+    why: str,
+) -> None:
+    from langadapt_train.cli import main
+
+    template = tmp_path / "mine.jinja"
+    template.write_text(text, "utf-8")
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"instruction": "soru", "output": "cevap"}\n', "utf-8")
+    out = tmp_path / "out"
+    argv = ["--model_name_or_path", str(smollm2_dir), "--output_dir", str(out)]
+    argv += ["--data", str(rows), "--no-decontaminate", "--system-prompt", "sys"]
+    assert main([*argv, "--chat-template", str(template)]) == 2
+    err = capsys.readouterr().err
+    said = f"langadapt-train: error: config key 'chat_template': chat template file {template}"
+    assert f"{said}, line {line}: " in err and why in err, err
+    assert "Traceback" not in err
+    assert not out.exists()  # refused before anything is written

@@ -7,14 +7,18 @@ offline.
 
 The target folder is never deleted or emptied: the conversion is written to a new
 hidden sibling (``.<name>.partial-*``) and renamed into place. A folder that holds
-our marker file (``langadapt-model.json``, written last) is a complete model made
-here and is reused; an empty folder is filled; any other existing folder is refused.
+our marker file (``langadapt-model.json``, written last) is a model made here: it is
+reused when the files a model folder needs are there and whole (config, weights,
+tokenizer: the files the marker lists), and converted again when one is missing or
+damaged (the new files replace those in the folder; anything else in it is kept). An
+empty folder is filled; any other existing folder is refused.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import json
+import logging
 import os
 import shutil
 import uuid
@@ -27,6 +31,11 @@ from langadapt_tasks.paths import home
 MARKER = "langadapt-model.json"
 # In a staging folder while a conversion writes it: the writer's process id.
 STAGING_MARKER = ".langadapt-staging"
+# What a model folder needs (config, weights, tokenizer), where the marker lists no files
+# (it lists every file the conversion wrote).
+NEEDED = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
+
+log = logging.getLogger(__name__)
 
 
 class ModelDirError(ValueError):
@@ -71,13 +80,70 @@ def default_dir(key: str) -> Path:
     return home() / "models" / EMBEDDED[key].name
 
 
-def is_ready(directory: Path) -> bool:
-    """A complete model written by :func:`materialize` (the marker is written last)."""
+def _marker(directory: Path) -> dict[str, Any] | None:
+    """Our marker's content, or None when the folder holds none (it is not ours)."""
     try:
         marker = json.loads((directory / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
-    return isinstance(marker, dict) and "distribution" in marker
+        return None
+    return marker if isinstance(marker, dict) and "distribution" in marker else None
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """Why a safetensors file is not whole (its header says how long its data are), or None."""
+    size = path.stat().st_size
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(8)
+            length = int.from_bytes(head, "little") if len(head) == 8 else -1
+            if not 0 < length <= size - 8:
+                return "truncated (no complete header)"
+            header = json.loads(fh.read(length))
+        ends = [
+            int(entry["data_offsets"][1])
+            for name, entry in header.items()
+            if name != "__metadata__"
+        ]
+    except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return "damaged (unreadable header)"
+    expected = 8 + length + max(ends, default=0)
+    if size != expected:
+        return f"damaged ({size} bytes, its header describes {expected})"
+    return None
+
+
+def problems(directory: Path) -> list[str]:
+    """What is missing or damaged in a model folder made here (empty when it is whole)."""
+    marker = _marker(directory) or {}
+    files = marker.get("files")
+    if not (isinstance(files, list) and files and all(isinstance(f, str) for f in files)):
+        files = list(NEEDED)
+    found = []
+    for name in files:
+        path = directory / name
+        if not path.is_file():
+            found.append(f"{name} missing")
+            continue
+        why = None
+        if name.endswith(".safetensors"):
+            why = _safetensors_problem(path)
+        elif name.endswith(".json"):
+            try:
+                if not isinstance(json.loads(path.read_text(encoding="utf-8")), dict):
+                    why = "damaged (not a JSON object)"
+            except (OSError, ValueError):
+                why = "damaged (not valid JSON)"
+        elif path.stat().st_size == 0:
+            why = "empty"
+        if why:
+            found.append(f"{name} {why}")
+    return found
+
+
+def is_ready(directory: Path) -> bool:
+    """A complete model written by :func:`materialize`: our marker (written last) and every
+    file a model folder needs, whole."""
+    return _marker(directory) is not None and not problems(directory)
 
 
 def _check_target(target: Path) -> None:
@@ -124,9 +190,27 @@ def _convert(spec: EmbeddedModel, gguf: Path, staging: Path, transformers: Any) 
     model.is_quantized = False
     model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
-    source = {"distribution": spec.distribution, "version": spec.version, "gguf": spec.gguf_name}
     (staging / STAGING_MARKER).unlink()
+    source = {
+        "distribution": spec.distribution,
+        "version": spec.version,
+        "gguf": spec.gguf_name,
+        # Every file of the model, checked each time the folder is reused.
+        "files": sorted(p.name for p in staging.iterdir() if p.is_file()),
+    }
     (staging / MARKER).write_text(json.dumps(source, indent=2) + "\n", encoding="utf-8")
+
+
+def _replace_files(staging: Path, target: Path) -> None:
+    """Move a new conversion's files into our own ``target``, the marker last; files of
+    ``target`` that the conversion does not write are kept."""
+    names = sorted(p.name for p in staging.iterdir() if p.name != MARKER)
+    try:
+        for name in [*names, MARKER]:
+            os.replace(staging / name, target / name)
+    except OSError as err:
+        raise ModelDirError(f"cannot replace the model files in --dir {target}: {err}") from err
+    staging.rmdir()
 
 
 def materialize(key: str = "smollm2", directory: Path | None = None) -> Path:
@@ -139,9 +223,15 @@ def materialize(key: str = "smollm2", directory: Path | None = None) -> Path:
         raise KeyError(f"unknown embedded model {key!r}; known: {', '.join(EMBEDDED)}")
     spec = EMBEDDED[key]
     target = Path(directory or default_dir(key)).expanduser().resolve()
-    if is_ready(target):
-        return target
-    _check_target(target)
+    ours = target.is_dir() and _marker(target) is not None
+    if ours:
+        damage = problems(target)
+        if not damage:
+            return target
+        # A model made here (the marker says so) that lost or broke a file: convert again.
+        log.warning("%s: %s; converting the model again", target, ", ".join(damage))
+    else:
+        _check_target(target)
     gguf = spec.gguf_path()
     # Loaded before the staging folder exists: the folder then only lives while the
     # conversion itself runs, which is what an interrupt must clean up.
@@ -158,6 +248,9 @@ def materialize(key: str = "smollm2", directory: Path | None = None) -> Path:
     try:
         (staging / STAGING_MARKER).write_text(str(os.getpid()), encoding="utf-8")
         _convert(spec, gguf, staging, transformers)
+        if ours:
+            _replace_files(staging, target)
+            return target
         if target.is_dir() and not any(target.iterdir()):
             target.rmdir()  # an empty folder only; rmdir never deletes contents
         try:
