@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from langadapt_tasks import __version__
+from langadapt_tasks.languages.rubric_registry import DEFAULT_RUBRIC, RUBRIC_NAMES
 
 
 def _cmd_path(args: argparse.Namespace) -> int:
@@ -195,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--rubric",
         dest="judge_rubric",
-        help="paper, paper-guarded, fastchat or fastchat-guarded (LANGADAPT_JUDGE_RUBRIC)",
+        help=f"{', '.join(RUBRIC_NAMES)} (LANGADAPT_JUDGE_RUBRIC; default {DEFAULT_RUBRIC.name})",
     )
     p.add_argument(
         "--temperature", dest="judge_temperature", type=float, help="default: the rubric's"

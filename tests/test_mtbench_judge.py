@@ -798,8 +798,9 @@ def test_print_one_captured_request_per_rubric_zh_turn1(
         before = len(server.requests)
         verdicts = judge_items([item], settings_for(env, judge_rubric=rubric), progress=False)
         (body,) = server.requests[before:]
-        # The server's verdict: "4" for the paper rubrics, "Rating: [[7]]" for FastChat's.
-        assert verdicts[item.id].score == (4.0 if rubric.startswith("paper") else 7.0)
+        # The server's verdict: "Rating: [[7]]" where the prompt asks for [[rating]], else "4".
+        asks_rating = RUBRICS[rubric].output_format == "[[rating]]"
+        assert verdicts[item.id].score == (7.0 if asks_rating else 4.0)
         assert judged_answer(body) == "这是模型的回答。"
         print(f"\n=== rubric {rubric} (zh, turn 1) ===")
         print(json.dumps(body, ensure_ascii=False, indent=1))

@@ -11,7 +11,12 @@ from langadapt_tasks.generate.mtbench import mtbench_configs
 from langadapt_tasks.generate.render import render
 from langadapt_tasks.judge import rubrics
 from langadapt_tasks.judge.rubrics import JudgeItem, build_messages, parse
-from langadapt_tasks.judge.settings import JudgeConfigError, require_configured, resolve
+from langadapt_tasks.judge.settings import (
+    JudgeConfigError,
+    JudgeSettings,
+    require_configured,
+    resolve,
+)
 from langadapt_tasks.languages.judge_templates import answer_tag
 from langadapt_tasks.mtbench import data as mtbench_data
 from langadapt_tasks.mtbench import hooks as mtbench_task
@@ -201,6 +206,59 @@ def test_settings_metadata_wins_and_key_comes_from_the_environment_only() -> Non
         resolve({"judge_rubric": "bogus"}, env={})
     with pytest.raises(JudgeConfigError, match="LANGADAPT_JUDGE_CONCURRENCY"):
         resolve({}, env={"LANGADAPT_JUDGE_CONCURRENCY": "many"})
+
+
+# --- the rubric records -------------------------------------------------------------------
+
+
+def test_an_unknown_rubric_is_refused_in_one_place_with_the_known_names() -> None:
+    """Settings, the judge's functions and the CLI give the registry's one message."""
+    known = ", ".join(rubrics.RUBRIC_NAMES)
+    with pytest.raises(JudgeConfigError) as err:
+        resolve({}, env={"LANGADAPT_JUDGE_RUBRIC": "stars"})
+    assert str(err.value) == (
+        f"judge rubric (judge_rubric, LANGADAPT_JUDGE_RUBRIC, --rubric): 'stars': "
+        f"choose one of {known}"
+    )
+    with pytest.raises(rubrics.UnknownRubricError, match=f"'stars': choose one of {known}$"):
+        build_messages("stars", item())
+    assert set(rubrics.RUBRIC_NAMES) == set(rubrics.RUBRICS) and len(rubrics.RUBRIC_NAMES) >= 4
+    settings = resolve({"judge_rubric": "fastchat-guarded"}, env={})
+    assert settings.rubric_record is rubrics.RUBRICS["fastchat-guarded"]
+    assert settings.request_params() == settings.rubric_record.request_defaults()
+
+
+def test_the_judge_asks_the_record_not_the_name() -> None:
+    """A record that differs from a shipped one in one field behaves differently in that
+    field alone, whatever its name: nothing compares names."""
+    import dataclasses
+
+    paper = rubrics.RUBRICS["paper"]
+    narrow = dataclasses.replace(paper, name="narrow", scale=(1, 3))
+    assert parse(paper, "4", item()) == 4.0 and parse(narrow, "4", item()) is None
+    fenced = dataclasses.replace(paper, name="x", guarded=True)
+    tag = answer_tag(item().answers[0])
+    reply = f"<<<{tag}>>>\n答案\n<<<END-{tag}>>>\n3"  # the fenced answer echoed, then 3
+    assert parse(paper, reply, item()) is None and parse(fenced, reply, item()) == 3.0
+    referenced = dataclasses.replace(paper, reference_categories=frozenset({"math"}))
+    assert rubrics.uses_reference(referenced, item()) and not rubrics.uses_reference(paper, item())
+    pairwise = dataclasses.replace(paper, kind="pairwise")
+    with pytest.raises(ValueError, match="pairwise"):
+        build_messages(pairwise, item())
+
+
+def test_every_record_is_consistent() -> None:
+    from langadapt_tasks.languages import scaffold
+    from langadapt_tasks.languages.rubric_registry import from_source
+
+    for record in rubrics.RUBRICS.values():
+        low, high = record.scale
+        assert record.kind == "single" and low < high and record.max_tokens >= 1
+        assert record.hardens is None or (record.guarded and record.hardens in rubrics.RUBRICS)
+        assert rubrics.SCALES[record.name] == record.scale
+    # new-language scaffolds a template for every template rubric.
+    assert set(scaffold.TEMPLATES) == set(from_source("judge_templates"))
+    assert rubrics.DEFAULT_RUBRIC.name == JudgeSettings().rubric
 
 
 def test_samples_dir_is_lm_evals_own_from_its_tracker(tmp_path: Path) -> None:

@@ -91,12 +91,12 @@ def _judge_one(
             return Verdict(item.id, None, replies, error=error, deadline_hit=err.deadline_hit)
         # Cut first, then redact: the stored head is all that must be clean.
         replies.append(redact(cap_reply(reply), settings.api_key))
-        score = parse(settings.rubric, reply, item)
+        score = parse(settings.rubric_record, reply, item)
         if score is not None:
             return Verdict(item.id, score, replies)
         conversation += [
             {"role": "assistant", "content": reply},
-            {"role": "user", "content": reask_message(settings.rubric, item.lang)},
+            {"role": "user", "content": reask_message(settings.rubric_record, item.lang)},
         ]
     return Verdict(item.id, None, replies, error=f"no valid score in {len(replies)} replies")
 
@@ -148,7 +148,7 @@ def judge_items(
     stopped: JudgeClientError | None = None
     try:
         for item in unique.values():
-            messages = build_messages(settings.rubric, item)
+            messages = build_messages(settings.rubric_record, item)
             key = request_key(settings, messages)
             hit = cache.get(key)
             if hit is not None:

@@ -1,6 +1,10 @@
-"""Judge prompts and verdict parsing, one pair per rubric.
+"""Judge prompts and verdict parsing, as each rubric's record says.
 
-Rubrics (docs/mtbench.md lists every way each one differs from its source):
+A rubric is a ``Rubric`` record (``languages.rubric_registry``, re-exported here): its
+scale, request defaults, fence, reference categories, reply parser and prompt source.
+The functions below take a record (or a rubric's name, looked up there) and ask it;
+they never compare names. The rubrics (docs/mtbench.md lists every way each one
+differs from its source):
 
 ``fastchat``
     FastChat llm_judge's single-answer prompts exactly (``run_judge_single``): the
@@ -16,14 +20,15 @@ Rubrics (docs/mtbench.md lists every way each one differs from its source):
     langadapt's injection-hardened prompts: the answers are fenced and the parser
     ignores anything of the answer the judge echoes.
 
-Everything but ``fastchat`` is a jinja2 template named by the language's spec
-(``judge_templates``; the shipped ones are ``templates/judge/<rubric>_<lang>.j2``),
-rendered in jinja2's sandbox from ``turn`` (1 or 2), ``questions``, ``answers``
-(one per turn so far), ``tags`` (one fence tag per answer), ``reference``
-(empty unless the rubric uses references) and ``category``. The template's output
-is the user message; an optional ``system()`` macro is the system message, and a
-``reask()`` macro is the follow-up sent when a reply cannot be parsed. Templates
-are checked when a spec is loaded (``languages.judge_templates.check_template``).
+A rubric of source ``judge_templates`` (all but ``fastchat``) is a jinja2 template named by
+the language's spec (``judge_templates``; the shipped ones are
+``templates/judge/<rubric>_<lang>.j2``), rendered in jinja2's sandbox from ``turn``
+(1 or 2), ``questions``, ``answers`` (one per turn so far), ``tags`` (one fence tag per
+answer), ``reference`` (empty unless the rubric grades the category against
+references) and ``category``. The template's output is the user message; an optional
+``system()`` macro is the system message, and a ``reask()`` macro is the follow-up
+sent when a reply cannot be parsed. Templates are checked when a spec is loaded
+(``languages.judge_templates.check_template``).
 
 Each answer of a guarded rubric is fenced by ``<<<TAG>>>`` / ``<<<END-TAG>>>``
 where TAG is derived from a hash of the answer itself, so an answer cannot
@@ -32,13 +37,14 @@ contain its own closing marker.
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import os
 import re
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import jinja2
@@ -46,45 +52,48 @@ import jinja2
 from langadapt_tasks.languages import spec as language_spec
 from langadapt_tasks.languages.fastchat_prompts import read_fastchat_prompts
 from langadapt_tasks.languages.judge_templates import (
-    GUARDED,
     answer_tag,
     load_template,
     reask_text,
     render_messages,
 )
+from langadapt_tasks.languages.rubric_registry import (
+    DEFAULT_RUBRIC,
+    REFERENCE_CATEGORIES,
+    RUBRIC_NAMES,
+    RUBRICS,
+    Rubric,
+    UnknownRubricError,
+    fastchat_rating,
+    rubric_named,
+)
 from langadapt_tasks.mtbench.data import data_dir
 from langadapt_tasks.paths import home
 
-RUBRICS: tuple[str, ...] = ("paper", "paper-guarded", "fastchat", "fastchat-guarded")
-# The values ``parse`` can return. The study's prompt asks for 1–5 but its own
-# negative example is scored 0: a 0 is a verdict, counted as 0 (docs/mtbench.md).
-SCALES: dict[str, tuple[int, int]] = {
-    "paper": (0, 5),
-    "paper-guarded": (1, 5),
-    "fastchat": (1, 10),
-    "fastchat-guarded": (1, 10),
-}
-# FastChat's ``chat_compeletion_openai(..., temperature=0, max_tokens=2048)``. The study
-# prints neither: a bare number needs a few tokens; longer replies are not a verdict.
-_REQUEST = {
-    "paper": {"temperature": 0.0, "max_tokens": 16},
-    "paper-guarded": {"temperature": 0.0, "max_tokens": 16},
-    "fastchat": {"temperature": 0.0, "max_tokens": 2048},
-    "fastchat-guarded": {"temperature": 0.0, "max_tokens": 2048},
-}
-# FastChat grades these categories against a reference answer (``NEED_REF_CATS``).
-REFERENCE_CATEGORIES = frozenset({"math", "reasoning", "coding"})
-# FastChat's ``one_score_pattern`` and ``one_score_pattern_backup``, verbatim.
-FASTCHAT_SCORE = re.compile(r"\[\[(\d+\.?\d*)\]\]")
-FASTCHAT_SCORE_BACKUP = re.compile(r"\[(\d+\.?\d*)\]")
-FASTCHAT_REASK = (
-    'Your reply could not be parsed. End your reply with the rating in the format "[[rating]]", '
-    'for example: "Rating: [[5]]".'
+__all__ = [
+    "DEFAULT_RUBRIC",
+    "REFERENCE_CATEGORIES",
+    "RUBRICS",
+    "RUBRIC_NAMES",
+    "SCALES",
+    "JudgeItem",
+    "Rubric",
+    "UnknownRubricError",
+    "build_messages",
+    "fastchat_prompts_file",
+    "fastchat_rating",
+    "parse",
+    "reask_message",
+    "request_defaults",
+    "rubric_named",
+    "template",
+    "uses_reference",
+]
+
+# name -> (low, high): the values ``parse`` can return (each record's ``scale``).
+SCALES: Mapping[str, tuple[int, int]] = MappingProxyType(
+    {name: r.scale for name, r in RUBRICS.items()}
 )
-_DOUBLE = re.compile(r"\[\[\s*(\d+(?:\.\d+)?)\s*\]\]")
-_SINGLE = re.compile(r"\[\s*(\d+(?:\.\d+)?)\s*\]")
-# "4", or the score label of the prompt's own layout and the number ("Score: 4", "评分：4").
-_PAPER_REPLY = re.compile(r"(?:(?:Score|评分|Puan)\s*[:：]\s*)?(\d+)")
 
 
 @dataclass(frozen=True)
@@ -121,21 +130,22 @@ class JudgeItem:
         }
 
 
-def template(rubric: str, lang: str) -> jinja2.Template:
+def template(rubric: Rubric | str, lang: str) -> jinja2.Template:
     """The template named for ``rubric`` in the language's spec."""
+    name = rubric_named(rubric).name
     try:
-        path = language_spec.get(lang).judge_templates.get(rubric)
+        path = language_spec.get(lang).judge_templates.get(name)
     except language_spec.LanguageSpecError as err:
-        raise ValueError(f"no judge template for rubric {rubric!r}: {err}") from None
+        raise ValueError(f"no judge template for rubric {name!r}: {err}") from None
     if path is None:
         raise ValueError(
-            f"no judge template for rubric {rubric!r} and language {lang!r} in its spec "
+            f"no judge template for rubric {name!r} and language {lang!r} in its spec "
             f"({language_spec.get(lang).path})"
         )
     return load_template(path)
 
 
-def _context(item: JudgeItem, rubric: str) -> dict[str, Any]:
+def _context(item: JudgeItem, rubric: Rubric) -> dict[str, Any]:
     return {
         "turn": item.turn,
         "questions": list(item.questions),
@@ -146,10 +156,12 @@ def _context(item: JudgeItem, rubric: str) -> dict[str, Any]:
     }
 
 
-# --- rubric "fastchat": FastChat's own prompt files -----------------------------------------
+# --- source "judge_prompts": FastChat's own prompt files -----------------------------------
 
 
-def fastchat_prompts_file(lang: str, metadata: dict[str, Any] | None = None) -> Path:
+def fastchat_prompts_file(
+    lang: str, metadata: dict[str, Any] | None = None, rubric: Rubric | None = None
+) -> Path:
     """The language's FastChat prompt file, in order: under the MT-Bench directory
     (``mtbench_dir`` metadata / LANGADAPT_MTBENCH_DIR), the spec's own file, the
     spec's public source (``url``, downloaded once into ``$LANGADAPT_HOME``)."""
@@ -163,8 +175,9 @@ def fastchat_prompts_file(lang: str, metadata: dict[str, Any] | None = None) -> 
         return spec.judge_prompts
     if spec.judge_prompts_url:
         return _download(spec.judge_prompts_url, spec.judge_prompts_local)
+    needs = f"rubric {rubric.name!r}" if rubric else "a rubric of FastChat's prompts"
     raise ValueError(
-        f"rubric 'fastchat' needs FastChat judge prompts; the spec of {lang!r} "
+        f"{needs} needs FastChat judge prompts; the spec of {lang!r} "
         f"({spec.path}) names none ('judge_prompts')"
     )
 
@@ -192,13 +205,12 @@ def _download(url: str, local: str | None) -> Path:
     return target
 
 
-def _fastchat_messages(item: JudgeItem) -> list[dict[str, str]]:
+def _fastchat_messages(rubric: Rubric, item: JudgeItem) -> list[dict[str, str]]:
     """What FastChat's ``run_judge_single`` sends for this answer."""
-    prompts = read_fastchat_prompts(fastchat_prompts_file(item.lang, item.meta))
-    ref = uses_reference("fastchat", item)
+    prompts = read_fastchat_prompts(fastchat_prompts_file(item.lang, item.meta, rubric))
+    ref = uses_reference(rubric, item)
     multi = item.turn == 2
-    name = ("single-math-v1" if ref else "single-v1") + ("-multi-turn" if multi else "")
-    prompt = prompts[name]
+    prompt = prompts[rubric.fastchat_prompt(ref, item.turn)]
     kwargs = {}
     if ref:
         kwargs = {f"ref_answer_{i + 1}": r for i, r in enumerate(item.reference[:2])}
@@ -222,55 +234,36 @@ def _fastchat_messages(item: JudgeItem) -> list[dict[str, str]]:
     ]
 
 
-def fastchat_rating(reply: str) -> float | None:
-    """FastChat's ``[[rating]]`` parsing; None where FastChat records -1."""
-    match = FASTCHAT_SCORE.search(reply) or FASTCHAT_SCORE_BACKUP.search(reply)
-    if not match:
-        return None
-    try:
-        value = ast.literal_eval(match.groups()[0])
-    except (ValueError, SyntaxError):  # "07": FastChat's own call raises here
-        return None
-    return float(value)
+# --- the rubric interface: a record, or a rubric's name (looked up in the registry) ---------
 
 
-# --- the rubric interface ------------------------------------------------------------------
-
-
-def check_rubric(rubric: str) -> None:
-    if rubric not in RUBRICS:
-        raise ValueError(f"judge rubric {rubric!r}: choose one of {', '.join(RUBRICS)}")
-
-
-def request_defaults(rubric: str) -> dict[str, Any]:
+def request_defaults(rubric: Rubric | str) -> dict[str, Any]:
     """``temperature`` and ``max_tokens`` of the rubric's reference (see docs/mtbench.md)."""
-    check_rubric(rubric)
-    return dict(_REQUEST[rubric])
+    return rubric_named(rubric).request_defaults()
 
 
-def uses_reference(rubric: str, item: JudgeItem) -> bool:
-    """FastChat grades math, reasoning and coding against the reference answer(s)."""
-    return (
-        rubric in ("fastchat", "fastchat-guarded")
-        and item.category in REFERENCE_CATEGORIES
-        and len(item.reference) >= item.turn
-    )
+def uses_reference(rubric: Rubric | str, item: JudgeItem) -> bool:
+    """Whether the answer is graded against its reference answer(s): FastChat's
+    rubrics do so for math, reasoning and coding."""
+    return rubric_named(rubric).uses_reference(item.category, item.turn, len(item.reference))
 
 
-def build_messages(rubric: str, item: JudgeItem) -> list[dict[str, str]]:
+def build_messages(rubric: Rubric | str, item: JudgeItem) -> list[dict[str, str]]:
     """The judge request's chat messages for ``item`` under ``rubric``."""
-    check_rubric(rubric)
-    if rubric == "fastchat":
-        return _fastchat_messages(item)
-    return render_messages(template(rubric, item.lang), _context(item, rubric))
+    record = rubric_named(rubric)
+    if record.kind != "single":  # pairwise records need two answers: not a JudgeItem
+        raise ValueError(f"rubric {record.name!r} is {record.kind}; this judges single answers")
+    if record.source == "judge_prompts":
+        return _fastchat_messages(record, item)
+    return render_messages(template(record, item.lang), _context(item, record))
 
 
-def reask_message(rubric: str, lang: str) -> str:
+def reask_message(rubric: Rubric | str, lang: str) -> str:
     """The follow-up sent when a reply has no valid score (langadapt's addition)."""
-    check_rubric(rubric)
-    if rubric == "fastchat":
-        return FASTCHAT_REASK
-    return reask_text(template(rubric, lang))
+    record = rubric_named(rubric)
+    if record.reask is not None:
+        return record.reask
+    return reask_text(template(record, lang))
 
 
 def _strip_echo(reply: str, item: JudgeItem) -> str:
@@ -283,30 +276,15 @@ def _strip_echo(reply: str, item: JudgeItem) -> str:
     return reply
 
 
-def parse(rubric: str, reply: str, item: JudgeItem) -> float | None:
+def parse(rubric: Rubric | str, reply: str, item: JudgeItem) -> float | None:
     """The score in ``reply``, or None when it holds no valid score.
 
-    ``fastchat``: FastChat's parsing (the first ``[[n]]``, else the first ``[n]``, any
-    value). ``paper``: a bare whole number 0–5 (optionally after the layout's
-    ``Score:``); 0 is a verdict. Guarded rubrics: the answer's echo is removed first;
-    ``fastchat-guarded`` needs one rating within 1–10, ``paper-guarded`` a bare 1–5.
+    The record's parser reads the reply: ``fastchat`` FastChat's (the first ``[[n]]``,
+    else the first ``[n]``, any value); ``paper`` a bare whole number 0–5 (optionally
+    after the layout's ``Score:``), 0 a verdict. Guarded rubrics: the answer's echo is
+    removed first; ``fastchat-guarded`` needs one rating within 1–10, ``paper-guarded``
+    a bare 1–5. A score outside the record's scale is no verdict unless the record
+    keeps it (``within_scale``, False for FastChat's).
     """
-    check_rubric(rubric)
-    if rubric == "fastchat":
-        return fastchat_rating(reply)
-    low, high = SCALES[rubric]
-    text = _strip_echo(reply, item) if rubric in GUARDED else reply
-    text = text.strip()
-    if rubric.startswith("paper"):
-        match = _PAPER_REPLY.fullmatch(text)
-        if match is None:
-            return None
-        value = float(match.group(1))
-    else:
-        values = {float(v) for v in _DOUBLE.findall(text)} or {
-            float(v) for v in _SINGLE.findall(text)
-        }
-        if len(values) != 1:  # none, or contradictory ratings
-            return None
-        (value,) = values
-    return value if low <= value <= high else None
+    record = rubric_named(rubric)
+    return record.read(_strip_echo(reply, item) if record.guarded else reply)

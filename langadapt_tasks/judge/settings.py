@@ -4,7 +4,9 @@ Task metadata wins over the environment. The API key is only ever read from an
 environment variable (``LANGADAPT_JUDGE_API_KEY``, else ``OPENAI_API_KEY``, or
 the variable named by ``judge_api_key_env``), never from metadata, because
 lm-eval writes task metadata into its results file. ``temperature`` and
-``max_tokens`` default to the rubric's own (FastChat: 0 and 2048). A base URL
+``max_tokens`` default to the rubric's own (FastChat: 0 and 2048). The rubric's name is
+resolved to its record (``rubrics.Rubric``) once, when the settings are made: an unknown
+name is refused there, with the one message that lists the rubrics. A base URL
 that carries credentials (``http://user:password@host/v1``) is refused: the base
 URL is printed and written into every verdict file.
 """
@@ -24,7 +26,8 @@ from langadapt_tasks.paths import home
 DEFAULT_MODEL = "gpt-4.1"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 CACHE_FILE = "judge_cache.sqlite"  # the cache's name in $LANGADAPT_HOME or a --cache folder
-RUBRICS: tuple[str, ...] = tuple(rubrics.RUBRICS)
+# Where a rubric name is given, for the message that refuses an unknown one.
+RUBRIC_SETTING = "judge rubric (judge_rubric, LANGADAPT_JUDGE_RUBRIC, --rubric)"
 OFF_VALUES = ("off", "0", "false", "no", "none")
 
 
@@ -64,7 +67,7 @@ class JudgeSettings:
     enabled: bool = True
     model: str = DEFAULT_MODEL
     base_url: str | None = None
-    rubric: str = "paper"
+    rubric: str = rubrics.DEFAULT_RUBRIC.name  # the name; ``rubric_record`` is its record
     temperature: float | None = None  # None: the rubric's own
     max_tokens: int | None = None  # None: the rubric's own
     concurrency: int = 16
@@ -79,14 +82,21 @@ class JudgeSettings:
     api_key_env: str | None = None
     # Not shown in repr, so a printed settings object cannot leak it.
     api_key: str | None = field(default=None, repr=False, compare=False)
+    # ``rubric`` resolved: what the judge asks about the rubric (set once, below).
+    rubric_record: rubrics.Rubric = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.base_url and url_has_credentials(self.base_url):
             raise credentials_error("judge base_url", self.base_url)
+        try:
+            record = rubrics.rubric_named(self.rubric, RUBRIC_SETTING)
+        except rubrics.UnknownRubricError as err:
+            raise JudgeConfigError(str(err)) from None
+        object.__setattr__(self, "rubric_record", record)
 
     def request_params(self) -> dict[str, Any]:
         """``temperature`` and ``max_tokens`` of each judge request."""
-        params = dict(rubrics.request_defaults(self.rubric))
+        params = self.rubric_record.request_defaults()
         if self.temperature is not None:
             params["temperature"] = self.temperature
         if self.max_tokens is not None:
@@ -174,9 +184,7 @@ def resolve(
             values[name] = kind(raw)
         except (TypeError, ValueError) as err:
             raise JudgeConfigError(f"{source}={raw!r}: not a valid {kind.__name__}") from err
-    settings = replace(JudgeSettings(), **values)
-    if settings.rubric not in RUBRICS:
-        raise JudgeConfigError(f"judge rubric {settings.rubric!r}: choose one of {RUBRICS}")
+    settings = replace(JudgeSettings(), **values)  # the rubric's name is checked here
     if settings.concurrency < 1 or settings.reasks < 0 or settings.max_retries < 0:
         raise JudgeConfigError("judge concurrency must be >= 1, reasks and max_retries >= 0")
     for name in ("timeout", "deadline", "backoff", "max_backoff"):

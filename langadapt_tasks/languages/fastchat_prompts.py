@@ -6,13 +6,12 @@ import functools
 from pathlib import Path
 
 from langadapt_tasks.files import iter_jsonl
+from langadapt_tasks.languages.rubric_registry import from_source
 
-# The prompts FastChat's single-answer grading uses (``run_judge_single``).
-FASTCHAT_PROMPTS = (
-    "single-v1",
-    "single-math-v1",
-    "single-v1-multi-turn",
-    "single-math-v1-multi-turn",
+# The prompts the rubrics of source "judge_prompts" send (FastChat's ``run_judge_single``:
+# single-v1, single-math-v1 and their -multi-turn variants).
+FASTCHAT_PROMPTS: tuple[str, ...] = tuple(
+    dict.fromkeys(p for r in from_source("judge_prompts") for p in r.fastchat_prompt_names())
 )
 
 

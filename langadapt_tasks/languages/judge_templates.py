@@ -16,11 +16,10 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
+from langadapt_tasks.languages.rubric_registry import Rubric, rubric_named
 from langadapt_tasks.paths import PACKAGE_DIR
 
 TEMPLATE_DIR = PACKAGE_DIR / "templates" / "judge"
-# Rubrics whose templates must fence each answer (see ``check_template``).
-GUARDED = frozenset({"paper-guarded", "fastchat-guarded"})
 # What a template may read (besides names it sets itself).
 VARIABLES = frozenset({"turn", "questions", "answers", "tags", "reference", "category"})
 
@@ -92,15 +91,17 @@ def _sample_contexts() -> list[dict[str, Any]]:
     return out
 
 
-def check_template(path: Path, rubric: str) -> None:
+def check_template(path: Path, rubric: Rubric | str) -> None:
     """Refuse a template that would fail or mislead at judging time.
 
     Syntax; variables other than ``VARIABLES`` (and names it sets); a missing or
-    empty ``reask()`` macro; for guarded rubrics, an answer outside its fence; and
+    empty ``reask()`` macro; for guarded rubrics (``rubric.guarded``), an answer
+    outside its fence; and
     anything jinja2's sandbox refuses. Raises TemplateCheckError saying which.
     """
     from jinja2 import meta
 
+    rubric = rubric_named(rubric)
     env = _env(path.parent)
     try:
         source = path.read_text(encoding="utf-8")
@@ -130,13 +131,13 @@ def check_template(path: Path, rubric: str) -> None:
                 "defines no reask() macro (the follow-up when a reply has no valid score), "
                 "or it is empty"
             )
-        if rubric in GUARDED:
+        if rubric.guarded:
             user = messages[-1]["content"]
             for answer, tag in zip(context["answers"], context["tags"], strict=True):
                 fenced = re.findall(rf"<<<{tag}>>>\s*{re.escape(answer)}\s*<<<END-{tag}>>>", user)
                 if len(fenced) != 1 or user.count(answer) != 1:
                     raise TemplateCheckError(
-                        f"rubric {rubric} must show each answer once, between "
+                        f"rubric {rubric.name} must show each answer once, between "
                         "<<<{{ tags[i] }}>>> and <<<END-{{ tags[i] }}>>> "
                         f"({where}: an answer is not fenced)"
                     )

@@ -11,6 +11,12 @@ from pathlib import Path
 
 from langadapt_tasks.files import iter_jsonl
 from langadapt_tasks.languages.langid import known_codes
+from langadapt_tasks.languages.rubric_registry import (
+    FASTCHAT,
+    FASTCHAT_GUARDED,
+    PAPER,
+    PAPER_GUARDED,
+)
 from langadapt_tasks.languages.spec import LanguageSpecError, builtin_specs, check_code
 from langadapt_tasks.mtbench.data import CATEGORIES
 from langadapt_tasks.paths import PACKAGE_DIR
@@ -31,10 +37,8 @@ system_prompt: "TODO: system prompt in {name}"
 # Language fidelity: a py3langid code (usually the language's own code), "han", or off.
 fidelity: {fidelity}
 judge_templates:
-  paper: judge/paper.j2                        # the study's prompt: TODO translate it
-  paper-guarded: judge/paper-guarded.j2        # langadapt's hardened 1–5 prompt: TODO translate
-  fastchat-guarded: judge/fastchat-guarded.j2  # FastChat's prompt, answers fenced
-# Rubric "fastchat": FastChat's English judge prompts with MT-Bench-ZH's clause on the
+{judge_templates}
+# Rubric "{fastchat}": FastChat's English judge prompts with MT-Bench-ZH's clause on the
 # language in use, made for {name} (each line's "provenance" says where each sentence is from).
 judge_prompts:
   file: judge/judge_prompts.jsonl
@@ -57,8 +61,8 @@ questions:
 #   num_fewshot: 5        # default 5 with dev, else 0
 """
 
-PAPER = """\
-{{#- Rubric "paper" for {name}: the study's judge prompt (section 3.2.2). TODO: translate the
+PAPER_TEMPLATE = """\
+{{#- Rubric "{rubric}" for {name}: the study's judge prompt (section 3.2.2). TODO: translate the
     Chinese original below into {name}: the instruction, the two examples' questions and
     answers (keep the Human/AI/Score labels and the scores 5 and 0), and reask().
     The user message (question and answer in the examples' layout) comes from _paper.j2. -#}}
@@ -80,8 +84,8 @@ TODO ({name}): 你的答案一定要是一个数字，不能有其他文字。
 {{% include "_paper.j2" %}}
 """
 
-PAPER_GUARDED = """\
-{{#- Rubric "paper-guarded" for {name}: a 1–5 score and nothing else, two-shot.
+PAPER_GUARDED_TEMPLATE = """\
+{{#- Rubric "{rubric}" for {name}: a 1–5 score and nothing else, two-shot.
     TODO: translate every line of this prompt (and the reask message) into {name}.
     Variables: turn, questions, answers, tags, reference, category (docs/languages.md). -#}}
 {{% macro reask() -%}}
@@ -124,8 +128,8 @@ Question: {{{{ questions[0] }}}}
 Score:
 """
 
-FASTCHAT_GUARDED = """\
-{{#- Rubric "fastchat-guarded" for {name_json}: FastChat's judge prompts with the clause on the
+FASTCHAT_GUARDED_TEMPLATE = """\
+{{#- Rubric "{rubric}" for {name_json}: FastChat's judge prompts with the clause on the
     language in use, answers fenced (shipped as _fastchat.j2). Usually nothing to change. -#}}
 {{% macro reask() -%}}
 Your reply could not be parsed. End your reply with the rating in the format "[[rating]]", \
@@ -134,6 +138,21 @@ for example: "Rating: [[5]]".
 {{% set language = {name_json} -%}}
 {{% include "_fastchat.j2" %}}
 """
+
+
+# The scaffold's template per template rubric, with its line in the spec's judge_templates.
+TEMPLATES = {
+    PAPER: (PAPER_TEMPLATE, "the study's prompt: TODO translate it"),
+    PAPER_GUARDED: (PAPER_GUARDED_TEMPLATE, "langadapt's hardened 1–5 prompt: TODO translate"),
+    FASTCHAT_GUARDED: (FASTCHAT_GUARDED_TEMPLATE, "FastChat's prompt, answers fenced"),
+}
+
+
+def _judge_templates_block() -> str:
+    """The spec's judge_templates lines: ``  <rubric>: judge/<rubric>.j2  # what to do``."""
+    lines = {f"  {r.name}: judge/{r.name}.j2": hint for r, (_, hint) in TEMPLATES.items()}
+    width = max(map(len, lines)) + 2
+    return "\n".join(line.ljust(width) + f"# {hint}" for line, hint in lines.items())
 
 
 def judge_prompts(name: str) -> str:
@@ -170,12 +189,15 @@ def scaffold(
             native=json.dumps(native or name, ensure_ascii=False),
             fidelity=fidelity,
             folder=folder.as_posix(),
+            judge_templates=_judge_templates_block(),
+            fastchat=FASTCHAT.name,
         ),
-        folder / "judge" / "paper.j2": PAPER.format(name=name),
-        folder / "judge" / "paper-guarded.j2": PAPER_GUARDED.format(name=name),
-        folder / "judge" / "fastchat-guarded.j2": FASTCHAT_GUARDED.format(
-            name_json=json.dumps(name, ensure_ascii=False)
-        ),
+        **{
+            folder / "judge" / f"{r.name}.j2": text.format(
+                rubric=r.name, name=name, name_json=json.dumps(name, ensure_ascii=False)
+            )
+            for r, (text, _) in TEMPLATES.items()
+        },
         folder / "judge" / "judge_prompts.jsonl": judge_prompts(name),
         folder / "question.jsonl": "".join(
             json.dumps(

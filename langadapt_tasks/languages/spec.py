@@ -3,8 +3,9 @@
 A spec is a YAML file (``languages/<code>.yaml`` in the package for the shipped
 languages, any ``language.yaml`` for your own) with the language's code and
 names, its system prompt, how language fidelity is measured, a judge template
-per rubric (checked when the spec is loaded: see ``judge_templates.check_template``),
-FastChat's judge prompts for rubric ``fastchat``, where its questions come from
+per template rubric (checked when the spec is loaded: see
+``judge_templates.check_template``), FastChat's judge prompts for the rubric that
+sends them (``rubric_registry``: each rubric's ``source``), where its questions come from
 and, optionally, its multiple-choice knowledge task. Paths in a spec are relative
 to the spec file. See docs/languages.md.
 
@@ -31,11 +32,13 @@ from langadapt_tasks.files import check_keys, read_yaml_mapping
 from langadapt_tasks.languages.fastchat_prompts import read_fastchat_prompts
 from langadapt_tasks.languages.judge_templates import TemplateCheckError, check_template
 from langadapt_tasks.languages.langid import known_codes
+from langadapt_tasks.languages.rubric_registry import RUBRICS, from_source
 
 BUILTIN_DIR = Path(__file__).resolve().parent  # the shipped <code>.yaml specs
-# Rubrics rendered from a language's jinja2 templates; "fastchat" reads ``judge_prompts``.
-TEMPLATE_RUBRICS = ("paper", "paper-guarded", "fastchat-guarded")
-RUBRICS = (*TEMPLATE_RUBRICS, "fastchat")
+# Rubrics rendered from a language's jinja2 templates (``judge_templates``), and those
+# that send FastChat's own prompts (``judge_prompts``): as the rubric records say.
+TEMPLATE_RUBRICS = tuple(r.name for r in from_source("judge_templates"))
+PROMPT_RUBRICS = tuple(r.name for r in from_source("judge_prompts"))
 FIDELITY_OFF = "off"
 ENV_SPECS = "LANGADAPT_SPECS"  # spec files the user trusts, separated by os.pathsep
 _CODE = re.compile(r"^[a-z][a-z0-9]{1,7}$")
@@ -114,7 +117,7 @@ class LanguageSpec:
     fidelity: str  # "han", "off", or a py3langid language code
     judge_templates: dict[str, Path]
     path: Path
-    judge_prompts: Path | None = None  # rubric "fastchat": a FastChat judge_prompts.jsonl
+    judge_prompts: Path | None = None  # PROMPT_RUBRICS: a FastChat judge_prompts.jsonl
     judge_prompts_local: str | None = None  # the same, under the MT-Bench directory
     judge_prompts_url: str | None = None  # the same, its public source (downloaded once)
     native_name: str = ""
@@ -306,7 +309,8 @@ def parse_spec(path: Path, builtin: bool = False) -> LanguageSpec:
     if not resolved and prompts is None and prompts_local is None:
         raise LanguageSpecError(
             f"{path}: no judge prompt: give judge_templates (rubrics "
-            f"{', '.join(TEMPLATE_RUBRICS)}) and/or judge_prompts (rubric fastchat)"
+            f"{', '.join(TEMPLATE_RUBRICS)}) and/or judge_prompts (rubric "
+            f"{', '.join(PROMPT_RUBRICS)})"
         )
     questions = data.get("questions") or {}
     if not isinstance(questions, dict):
@@ -356,12 +360,15 @@ def _judge_templates(templates: Any, path: Path) -> dict[str, Path]:
     known = ", ".join(TEMPLATE_RUBRICS)
     if not isinstance(templates, dict):
         raise LanguageSpecError(f"{path}: judge_templates maps rubrics ({known}) to .j2 files")
-    if "fastchat" in templates:
-        raise LanguageSpecError(
-            f"{path}: judge_templates.fastchat: rubric 'fastchat' is FastChat's own prompts, "
-            "read from a FastChat judge_prompts.jsonl named by 'judge_prompts'; a template "
-            "with fenced answers is rubric 'fastchat-guarded' (rename the key)"
-        )
+    for name in templates:
+        if name in PROMPT_RUBRICS:  # a rubric of FastChat's own prompts: no template
+            fenced = [r.name for r in from_source("judge_templates") if r.hardens == name]
+            hint = f"; a template with fenced answers is rubric {fenced[0]!r} (rename the key)"
+            raise LanguageSpecError(
+                f"{path}: judge_templates.{name}: rubric {name!r} is FastChat's own prompts, "
+                "read from a FastChat judge_prompts.jsonl named by 'judge_prompts'"
+                + (hint if fenced else "")
+            )
     _keys(templates, TEMPLATE_RUBRICS, "judge_templates", path)
     resolved = {}
     for rubric, rel in templates.items():
@@ -371,7 +378,7 @@ def _judge_templates(templates: Any, path: Path) -> dict[str, Path]:
             raise LanguageSpecError(f"{path}: judge template {rel} ({rubric}) not found")
         _bounded_file(tpl, f"judge_templates.{rubric}", MAX_TEMPLATE, path)
         try:
-            check_template(tpl, rubric)
+            check_template(tpl, RUBRICS[rubric])
         except TemplateCheckError as err:
             raise LanguageSpecError(f"{path}: judge template {rel} ({rubric}): {err}") from None
         resolved[rubric] = tpl
@@ -379,7 +386,7 @@ def _judge_templates(templates: Any, path: Path) -> dict[str, Path]:
 
 
 def _judge_prompts(value: Any, path: Path) -> tuple[Path | None, str | None, str | None]:
-    """``judge_prompts``: {file, local, url}: FastChat's judge prompts for rubric ``fastchat``."""
+    """``judge_prompts``: {file, local, url}: FastChat's judge prompts (``PROMPT_RUBRICS``)."""
     if value in (None, ""):
         return None, None, None
     _keys(value, JUDGE_PROMPTS_KEYS, "judge_prompts", path)

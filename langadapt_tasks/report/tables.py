@@ -10,7 +10,7 @@ from pathlib import Path
 from statistics import fmean, stdev
 from typing import Any
 
-from langadapt_tasks.judge.rubrics import SCALES
+from langadapt_tasks.judge.rubrics import DEFAULT_RUBRIC, RUBRICS
 from langadapt_tasks.judge.verdicts import (
     is_scored,
     model_identity,
@@ -284,7 +284,8 @@ def judged_answers(model: Model, group: str) -> Judged | None:
                     out.missing[item.category] = out.missing.get(item.category, 0) + 1
                     continue
                 judge = row.get("judge") or {}
-                out.judges.add((str(judge.get("model", "?")), str(judge.get("rubric", "paper"))))
+                rubric = str(judge.get("rubric", DEFAULT_RUBRIC.name))
+                out.judges.add((str(judge.get("model", "?")), rubric))
                 if is_scored(row):
                     out.scores.setdefault(item.category, []).append(float(row["score"]))
                 else:
@@ -321,8 +322,9 @@ def mtbench_table(models: dict[str, Model], group: str) -> Table:
         if judged is not None and (judged.verdict_files or not judged_in_lm_eval):
             rubrics = {r for _, r in judged.judges}
             if judged.rows:
-                rubric = next(iter(rubrics)) if len(rubrics) == 1 else "paper"
-                scales[name] = SCALES.get(rubric, SCALES["paper"])
+                # One known rubric: its scale; several, or a name we do not know: the default's.
+                only = next(iter(rubrics)) if len(rubrics) == 1 else DEFAULT_RUBRIC.name
+                scales[name] = RUBRICS.get(only, DEFAULT_RUBRIC).scale
             who = ", ".join(f"judge {m}, rubric {r}" for m, r in sorted(judged.judges))
             scores = []
             for c in MT_CATEGORIES:
@@ -368,10 +370,10 @@ def mtbench_table(models: dict[str, Model], group: str) -> Table:
             )
             n = sum(w for r, w in zip(rows.values(), sizes, strict=True) if r)
             if judged_in_lm_eval:
-                scales[name] = SCALES["paper"]
-                low, high = SCALES["paper"]
+                scales[name] = DEFAULT_RUBRIC.scale
                 source = (
-                    f"lm-eval results (no verdict file beside them; scale assumed {low:g}–{high:g})"
+                    "lm-eval results (no verdict file beside them; "
+                    f"scale assumed {DEFAULT_RUBRIC.scale_text})"
                 )
             else:
                 source = "not judged (judge off): fidelity only"

@@ -22,8 +22,8 @@ from langadapt_tasks.files import (
     refuse_secrets,
     shown,
 )
+from langadapt_tasks.judge.rubrics import UnknownRubricError, rubric_named
 from langadapt_tasks.judge.settings import (
-    RUBRICS,
     credentials_error,
     setting_sources,
     url_has_credentials,
@@ -162,8 +162,11 @@ def _judge(f: Fields, raw: Any) -> tuple[dict[str, Any] | None, bool]:
             out[key] = f.text(value, where)
     if url_has_credentials(out.get("base_url", "")):  # refused now, not after generation
         raise StudyConfigError(f"{f.file}: {credentials_error('judge.base_url', out['base_url'])}")
-    if "rubric" in out and out["rubric"] not in RUBRICS:
-        raise f.bad("judge.rubric", f"{out['rubric']!r}: choose one of {', '.join(RUBRICS)}")
+    if "rubric" in out:  # the registry's one check, naming the key
+        try:
+            rubric_named(out["rubric"], f"{f.file}: judge.rubric")
+        except UnknownRubricError as err:
+            raise StudyConfigError(str(err)) from None
     return out, allow
 
 
