@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from langadapt_tasks.cmmlu.subjects import SUBJECTS
+from langadapt_tasks.benchmarks.cmmlu_subjects import SUBJECTS
 
 
 def lm_eval_cmmlu_yamls(root: Path, cmmlu_dir: Path, subjects: list[str]) -> list[str]:

@@ -19,10 +19,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from judge_server import JudgeServer, Reply
 
+from langadapt_tasks.benchmarks.mtbench import CATEGORIES
 from langadapt_tasks.judge.engine import judge_items
 from langadapt_tasks.judge.rubrics import JudgeItem
 from langadapt_tasks.judge.settings import resolve
-from langadapt_tasks.mtbench.data import CATEGORIES
 
 
 def answers(n: int) -> list[JudgeItem]:

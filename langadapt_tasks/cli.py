@@ -45,7 +45,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_scores(args: argparse.Namespace) -> int:
-    from langadapt_tasks.scoring import BENCHMARKS, format_views, load_results
+    from langadapt_tasks.benchmarks.scoring import BENCHMARKS, format_views, load_results
 
     results = load_results(args.results)
     views = format_views(results, bench=BENCHMARKS[args.bench])
@@ -85,7 +85,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_new_language(args: argparse.Namespace) -> int:
-    from langadapt_tasks.languages.scaffold import scaffold
+    from langadapt_tasks.generate.scaffold import scaffold
 
     folder = args.dir or Path("languages") / args.code
     for path in scaffold(args.code, args.name, folder, args.native_name or "", args.force):
@@ -95,9 +95,9 @@ def _cmd_new_language(args: argparse.Namespace) -> int:
 
 
 def _cmd_language_yamls(args: argparse.Namespace) -> int:
+    from langadapt_tasks.benchmarks.mtbench import group_name
     from langadapt_tasks.generate.mtbench import write_language
     from langadapt_tasks.languages.spec import parse_spec
-    from langadapt_tasks.mtbench.data import group_name
 
     out = args.out or args.spec.parent / "tasks"
     written = write_language(args.spec, out)

@@ -9,7 +9,7 @@ n-grams (or, for short items, its token sequence containing the whole item)
 matches. The evaluation sets are CMMLU (every subject, dev and test; question
 with its options), MT-Bench (every turn, every shipped language) and TurkishMMLU
 (every subject, dev and test; question with its choices), as
-``langadapt_tasks.eval_questions`` provides them. TurkishMMLU is checked when its data
+``langadapt_tasks.benchmarks.eval_questions`` provides them. TurkishMMLU is checked when its data
 is available (a local directory, else the Hub); when it is not, the index says so in
 ``unavailable`` (and the log), and the rows are checked against the others.
 """
@@ -21,7 +21,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-from langadapt_tasks.eval_questions import (
+from langadapt_tasks.benchmarks.eval_questions import (
     EvalQuestion,
     cmmlu_questions,
     mtbench_questions,
@@ -96,7 +96,7 @@ def build_index(
     mt_bench_dir: str | None = None,
     turkishmmlu_dir: str | None = None,
 ) -> Index:
-    """Index CMMLU, MT-Bench and TurkishMMLU (``langadapt_tasks.eval_questions``: local
+    """Index CMMLU, MT-Bench and TurkishMMLU (``langadapt_tasks.benchmarks.eval_questions``: local
     directories from the config or the environment first, then the Hub and the shipped
     files). TurkishMMLU without a local copy or the Hub is skipped and noted."""
     index = Index(n)

@@ -1,22 +1,23 @@
 """The import graph: no cycles, imports run one way, light modules stay light.
 
-Layers (docs/architecture.md), lowest first; a module may import its own layer or lower:
+Layers (docs/architecture.md), lowest first; a module may import its own layer or lower.
+Every folder is one layer; the package root holds the common modules and the entry points.
 
-0. common: ``paths``, ``files``
-1. data and specs: ``mcdata`` (the multiple-choice data layer), ``cmmlu.data``/``subjects``,
-   ``mtbench.data``/``fidelity``, ``turkishmmlu.data``/``subjects``, ``languages``,
-   ``eval_questions``, ``scoring``
-2. judge
-3. lm-eval hooks (``cmmlu.hooks``, ``mtbench.hooks``/``output``, ``turkishmmlu.hooks``), the
-   shared-prefix model backend (``backend``) and generators (``generate``)
-4. report, and the trainer (``langadapt_train``)
-5. study
-6. CLI
+0. common: ``paths``, ``files`` (the root)
+1. ``languages/``: language specs and the judge rubrics' records
+2. ``benchmarks/``: the benchmarks' data, subject tables, fidelity, scores
+3. ``judge/``
+4. lm-eval hooks (``cmmlu/``, ``mtbench/``, ``turkishmmlu/``), the shared-prefix model
+   backend (``backend/``) and the generators (``generate/``)
+5. ``report/``, and the trainer (``langadapt_train/``)
+6. ``study/``
+7. CLI: ``cli``, ``__main__`` (the root)
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import subprocess
 import sys
@@ -28,32 +29,28 @@ REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("langadapt_tasks", "langadapt_train")
 HEAVY = ("lm_eval", "transformers", "openai", "torch", "datasets", "peft", "trl")
 
-LAYERS: dict[str, int] = {
+# Each folder's layer; a folder below a listed one shares its layer.
+FOLDERS: dict[str, int] = {
+    "langadapt_tasks/languages": 1,
+    "langadapt_tasks/benchmarks": 2,
+    "langadapt_tasks/judge": 3,
+    "langadapt_tasks/cmmlu": 4,
+    "langadapt_tasks/mtbench": 4,
+    "langadapt_tasks/turkishmmlu": 4,
+    "langadapt_tasks/backend": 4,
+    "langadapt_tasks/generate": 4,
+    "langadapt_tasks/report": 5,
+    "langadapt_train": 5,
+    "langadapt_tasks/study": 6,
+}
+# The package root's own modules: the common ones below everything, the entry points above.
+ROOT = "langadapt_tasks"
+ROOT_MODULES: dict[str, int] = {
     "langadapt_tasks": 0,
     "langadapt_tasks.paths": 0,
     "langadapt_tasks.files": 0,
-    "langadapt_tasks.mcdata": 1,
-    "langadapt_tasks.cmmlu.data": 1,
-    "langadapt_tasks.cmmlu.subjects": 1,
-    "langadapt_tasks.mtbench.data": 1,
-    "langadapt_tasks.mtbench.fidelity": 1,
-    "langadapt_tasks.turkishmmlu.data": 1,
-    "langadapt_tasks.turkishmmlu.subjects": 1,
-    "langadapt_tasks.languages": 1,
-    "langadapt_tasks.eval_questions": 1,
-    "langadapt_tasks.scoring": 1,
-    "langadapt_tasks.judge": 2,
-    "langadapt_tasks.cmmlu.hooks": 3,
-    "langadapt_tasks.mtbench.hooks": 3,
-    "langadapt_tasks.mtbench.output": 3,
-    "langadapt_tasks.turkishmmlu.hooks": 3,
-    "langadapt_tasks.backend": 3,
-    "langadapt_tasks.generate": 3,
-    "langadapt_tasks.report": 4,
-    "langadapt_train": 4,
-    "langadapt_tasks.study": 5,
-    "langadapt_tasks.cli": 6,
-    "langadapt_tasks.__main__": 6,
+    "langadapt_tasks.cli": 7,
+    "langadapt_tasks.__main__": 7,
 }
 
 
@@ -64,6 +61,7 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
+@functools.cache
 def modules() -> dict[str, Path]:
     return {
         module_name(p): p
@@ -112,9 +110,22 @@ def imports(path: Path, name: str) -> list[tuple[str, int, bool]]:
     return sorted(out, key=lambda x: x[1])
 
 
+def folder(name: str) -> str:
+    """The folder a module is in (a package's ``__init__`` is in its own folder)."""
+    path = modules()[name] if name in modules() else REPO / (name.replace(".", "/") + ".py")
+    return path.parent.relative_to(REPO).as_posix()
+
+
+def unit(name: str) -> str:
+    """The module's entry in ``FOLDERS`` (its folder or the one above), or itself at the root."""
+    if name in ROOT_MODULES:
+        return name
+    where = folder(name)
+    return max((f for f in FOLDERS if where == f or where.startswith(f + "/")), key=len)
+
+
 def layer(name: str) -> int:
-    best = max((k for k in LAYERS if name == k or name.startswith(k + ".")), key=len)
-    return LAYERS[best]
+    return ROOT_MODULES[name] if name in ROOT_MODULES else FOLDERS[unit(name)]
 
 
 def internal_graph() -> dict[str, set[str]]:
@@ -163,12 +174,44 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_the_checker_finds_a_cycle_and_a_package_level_import() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
-    assert layer("langadapt_tasks.judge.rubrics") == 2
-    assert layer("langadapt_tasks.cmmlu.hooks") == 3 and layer("langadapt_tasks.cmmlu.data") == 1
+    assert layer("langadapt_tasks.judge.rubrics") == 3 and layer("langadapt_tasks.judge") == 3
+    assert (
+        layer("langadapt_tasks.cmmlu.hooks") == 4 and layer("langadapt_tasks.benchmarks.cmmlu") == 2
+    )
+    assert layer("langadapt_train.data.mixes") == 5 and layer("langadapt_tasks.cli") == 7
+    one_way = {"langadapt_tasks.judge.x": {"langadapt_tasks.languages.y"}}
+    assert folder_cycles(one_way) == []
+    back = {**one_way, "langadapt_tasks.languages.z": {"langadapt_tasks.judge.w"}}
+    assert folder_cycles(back) == [["langadapt_tasks/judge", "langadapt_tasks/languages"]]
 
 
-def test_no_import_cycles_between_modules() -> None:
-    assert cycles(internal_graph()) == []
+def folder_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """Folder (``unit``) -> the folders its modules import."""
+    out: dict[str, set[str]] = {}
+    for name, deps in graph.items():
+        out.setdefault(unit(name), set()).update(unit(d) for d in deps if unit(d) != unit(name))
+    return out
+
+
+def folder_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    return cycles(folder_graph(graph))
+
+
+def test_every_folder_has_one_layer_and_every_root_module_is_placed() -> None:
+    folders = {p.parent.relative_to(REPO).as_posix() for p in modules().values()}
+    unplaced = sorted(
+        f for f in folders - {ROOT} if not any(f == k or f.startswith(k + "/") for k in FOLDERS)
+    )
+    assert unplaced == [], "give each new folder its layer in FOLDERS"
+    assert sorted(set(FOLDERS) - folders) == []  # no entry for a folder that is gone
+    root = sorted(n for n, p in modules().items() if p.parent == REPO / ROOT)
+    assert root == sorted(ROOT_MODULES), "place each module of the package root in ROOT_MODULES"
+
+
+def test_no_import_cycles_between_modules_or_folders() -> None:
+    graph = internal_graph()
+    assert cycles(graph) == []
+    assert folder_cycles(graph) == []
 
 
 def test_imports_run_one_way_through_the_layers() -> None:

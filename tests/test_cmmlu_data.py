@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from langadapt_tasks.cmmlu import data as cmmlu
+from langadapt_tasks.benchmarks import cmmlu
+from langadapt_tasks.benchmarks.cmmlu_subjects import CATEGORIES, SUBJECTS, subjects_in
 from langadapt_tasks.cmmlu.hooks import load_protocol_subject
-from langadapt_tasks.cmmlu.subjects import CATEGORIES, SUBJECTS, subjects_in
 from langadapt_tasks.generate.cmmlu import cmmlu_configs
 from langadapt_tasks.generate.render import render
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import HFRun, lm_eval_bin, run_cli
 
-from langadapt_tasks.cmmlu.subjects import CATEGORIES
-from langadapt_tasks.scoring import format_views, load_results
+from langadapt_tasks.benchmarks.cmmlu_subjects import CATEGORIES
+from langadapt_tasks.benchmarks.scoring import format_views, load_results
 
 GROUP = "cmmlu_langadapt"
 

@@ -9,7 +9,7 @@ import pytest
 from conftest import task_manager
 from lm_eval.tasks import TaskManager
 
-from langadapt_tasks.cmmlu.subjects import CATEGORIES, SUBJECTS
+from langadapt_tasks.benchmarks.cmmlu_subjects import CATEGORIES, SUBJECTS
 from langadapt_tasks.paths import task_dir
 
 GROUP = "cmmlu_langadapt"

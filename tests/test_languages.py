@@ -439,7 +439,7 @@ def test_spec_named_in_a_file_is_loaded_only_if_the_user_named_it(
 def test_fidelity_off_is_accepted_as_documented(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from langadapt_tasks.mtbench.fidelity import fidelity
+    from langadapt_tasks.benchmarks.fidelity import fidelity
 
     monkeypatch.setenv("LANGADAPT_HOME", str(tmp_path / "home"))
     monkeypatch.setattr(language_spec, "_REGISTERED", {})

@@ -32,7 +32,7 @@ import pytest
 import yaml
 from conftest import lm_eval_bin, run_cli, task_manager
 
-from langadapt_tasks.mtbench import data as mtbench_data
+from langadapt_tasks.benchmarks import mtbench as mtbench_data
 from langadapt_tasks.paths import SOURCE_TASK_DIR
 
 TEMPERATURE_CONFIG = {  # FastChat common.py, verbatim

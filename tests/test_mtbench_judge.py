@@ -470,7 +470,7 @@ def test_retry_after_header_forms() -> None:
 
 def test_hub_fallback_failure_says_how_to_use_a_local_copy(tmp_path) -> None:
     code = (
-        "from langadapt_tasks.mtbench import data as m\n"
+        "from langadapt_tasks.benchmarks import mtbench as m\n"
         "try:\n    m.load_questions(None, 'zh')\n"
         "except m.MTBenchDataError as e:\n    print(e)\n"
     )
@@ -701,7 +701,7 @@ def fastchat_prompts(mt_bench_dir: Path) -> dict[str, dict]:
 
 
 def zh_question(mt_bench_dir: Path, category: str) -> dict:
-    from langadapt_tasks.mtbench import data as mtbench_data
+    from langadapt_tasks.benchmarks import mtbench as mtbench_data
 
     return next(
         q for q in mtbench_data.load_questions(mt_bench_dir, "zh") if q["category"] == category

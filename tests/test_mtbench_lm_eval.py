@@ -18,7 +18,7 @@ import pytest
 from conftest import lm_eval_bin, run_cli
 from judge_server import JudgeServer, Reply, prompt_of, verdict_for
 
-from langadapt_tasks.mtbench import data as mtbench_data
+from langadapt_tasks.benchmarks import mtbench as mtbench_data
 
 pytestmark = pytest.mark.slow
 

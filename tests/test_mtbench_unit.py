@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from langadapt_tasks.benchmarks import mtbench as mtbench_data
+from langadapt_tasks.benchmarks.fidelity import fidelity, segments
 from langadapt_tasks.generate.mtbench import mtbench_configs
 from langadapt_tasks.generate.render import render
 from langadapt_tasks.judge import rubrics
@@ -18,9 +20,7 @@ from langadapt_tasks.judge.settings import (
     resolve,
 )
 from langadapt_tasks.languages.judge_templates import answer_tag
-from langadapt_tasks.mtbench import data as mtbench_data
 from langadapt_tasks.mtbench import hooks as mtbench_task
-from langadapt_tasks.mtbench.fidelity import fidelity, segments
 from langadapt_tasks.mtbench.output import samples_dir
 from langadapt_tasks.paths import SOURCE_TASK_DIR
 
@@ -248,7 +248,7 @@ def test_the_judge_asks_the_record_not_the_name() -> None:
 
 
 def test_every_record_is_consistent() -> None:
-    from langadapt_tasks.languages import scaffold
+    from langadapt_tasks.generate import scaffold
     from langadapt_tasks.languages.rubric_registry import from_source
 
     for record in rubrics.RUBRICS.values():

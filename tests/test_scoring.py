@@ -10,9 +10,14 @@ from statistics import fmean
 
 import pytest
 
+from langadapt_tasks.benchmarks.cmmlu_subjects import SUBJECTS
+from langadapt_tasks.benchmarks.scoring import (
+    format_views,
+    leaderboard_view,
+    lm_eval_view,
+    load_results,
+)
 from langadapt_tasks.cli import main
-from langadapt_tasks.cmmlu.subjects import SUBJECTS
-from langadapt_tasks.scoring import format_views, leaderboard_view, lm_eval_view, load_results
 
 
 def _results(scores: dict[str, float]) -> dict:

@@ -325,7 +325,7 @@ def test_decontamination_drops_a_planted_cmmlu_question(
 ) -> None:
     import pandas as pd
 
-    from langadapt_tasks.cmmlu.data import read_csv
+    from langadapt_tasks.benchmarks.cmmlu import read_csv
 
     question = read_csv(cmmlu_dir / "test" / "agronomy.csv")[5]["Question"]
     # Planted with different punctuation / spacing: normalisation must still catch it.
@@ -360,7 +360,7 @@ def mtbench_turns(path: Path) -> int:
 
 def question_files(cmmlu_dir: Path) -> list[tuple[str, Path]]:
     """MT-Bench's question files: the data directory's en and zh, the shipped tr."""
-    from langadapt_tasks.mtbench.data import PACKAGE_DIR
+    from langadapt_tasks.benchmarks.mtbench import PACKAGE_DIR
 
     mt_bench = cmmlu_dir.parent / "mt_bench"
     return [(lang, mt_bench / lang / "question.jsonl") for lang in ("en", "zh")] + [
@@ -424,7 +424,7 @@ def test_missing_eval_sets_are_an_error(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_ngram_index_long_and_short_items() -> None:
-    from langadapt_tasks.eval_questions import EvalQuestion
+    from langadapt_tasks.benchmarks.eval_questions import EvalQuestion
 
     index = Index(5)
     index.add(EvalQuestion("cmmlu:x/test#0", "The quick brown fox jumps over the lazy dog"))

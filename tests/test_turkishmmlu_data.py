@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from langadapt_tasks.benchmarks import turkishmmlu as tmmlu
+from langadapt_tasks.benchmarks.turkishmmlu_subjects import CATEGORIES, SUBJECTS, subjects_in
 from langadapt_tasks.generate import remove_stale, write_all
 from langadapt_tasks.generate.render import render
 from langadapt_tasks.generate.turkishmmlu import turkishmmlu_configs
-from langadapt_tasks.turkishmmlu import data as tmmlu
-from langadapt_tasks.turkishmmlu.subjects import CATEGORIES, SUBJECTS, subjects_in
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "turkishmmlu"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from langadapt_tasks.eval_questions import turkishmmlu_questions
+from langadapt_tasks.benchmarks.eval_questions import turkishmmlu_questions
 from langadapt_train.decontam import DecontamError, build_index
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "turkishmmlu"

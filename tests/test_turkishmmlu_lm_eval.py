@@ -9,7 +9,7 @@ from statistics import fmean
 import pytest
 from conftest import task_manager
 
-from langadapt_tasks.scoring import TURKISHMMLU, format_views
+from langadapt_tasks.benchmarks.scoring import TURKISHMMLU, format_views
 
 GROUP = "turkishmmlu_langadapt"
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "turkishmmlu"

@@ -1,1 +1,1 @@
-"""CMMLU: the subject table, the data (local copy or Hub) and the lm-eval hooks."""
+"""CMMLU's lm-eval hooks (its data and subject table: ``benchmarks.cmmlu``)."""

@@ -18,9 +18,9 @@ import datasets
 from lm_eval.api.samplers import FirstNSampler
 from lm_eval.api.task import ConfigurableTask
 
-from langadapt_tasks.cmmlu.data import CHOICES, CMMLUDataError, load_subject
-from langadapt_tasks.cmmlu.subjects import PROMPT_HEADER, SUBJECTS
-from langadapt_tasks.mcdata import quiet_custom_dataset_hint
+from langadapt_tasks.benchmarks.cmmlu import CHOICES, CMMLUDataError, load_subject
+from langadapt_tasks.benchmarks.cmmlu_subjects import PROMPT_HEADER, SUBJECTS
+from langadapt_tasks.benchmarks.mcdata import quiet_custom_dataset_hint
 
 __all__ = [
     "CMMLUTask",

@@ -4,7 +4,8 @@ Run ``langadapt generate-yamls`` after changing a subject table or a shipped
 language spec; a test checks that the checked-in files match what this writes.
 A generated file (one starting with ``render.HEADER``) that the generators no longer
 produce is removed; the hand-written templates are left alone. Each folder is written all at
-once (``render.write_folder``): a failure leaves it as it was.
+once (``render.write_folder``): a failure leaves it as it was. ``scaffold`` writes a new
+language's folder (``langadapt new-language``).
 """
 
 from __future__ import annotations

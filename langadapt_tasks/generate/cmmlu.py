@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from langadapt_tasks.cmmlu.subjects import (
+from langadapt_tasks.benchmarks.cmmlu_subjects import (
     CATEGORIES,
     CMMLU_GROUP,
     CMMLU_LMEVAL_GROUP,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from langadapt_tasks.benchmarks.mtbench import CATEGORIES, group_name, read_questions
 from langadapt_tasks.generate.multiple_choice import mc_configs
 from langadapt_tasks.generate.render import group_config, render, write_folder
 from langadapt_tasks.languages.spec import (
@@ -25,7 +26,6 @@ from langadapt_tasks.languages.spec import (
     mc_task_name,
     parse_spec,
 )
-from langadapt_tasks.mtbench.data import CATEGORIES, group_name, read_questions
 from langadapt_tasks.paths import task_dir
 
 # lm-eval can only average across a group's tasks; judge_unscored is a count, so it is

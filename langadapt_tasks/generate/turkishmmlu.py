@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from langadapt_tasks.generate.render import group_config
-from langadapt_tasks.turkishmmlu.subjects import (
+from langadapt_tasks.benchmarks.turkishmmlu_subjects import (
     CATEGORIES,
     SUBJECTS,
     TURKISHMMLU_GROUP,
     subjects_in,
     turkishmmlu_task_name,
 )
+from langadapt_tasks.generate.render import group_config
 
 TEMPLATE = "_default_template_yaml"  # written by hand: the paper's prompt
 AGGREGATES = [

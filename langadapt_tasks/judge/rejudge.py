@@ -16,6 +16,8 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any
 
+from langadapt_tasks.benchmarks.fidelity import fidelity
+from langadapt_tasks.benchmarks.mtbench import CATEGORIES, group_name, read_jsonl
 from langadapt_tasks.judge.engine import judge_items, summarize, verdict_rows, write_jsonl
 from langadapt_tasks.judge.rubrics import JudgeItem
 from langadapt_tasks.judge.settings import JudgeSettings, require_configured
@@ -25,8 +27,6 @@ from langadapt_tasks.judge.verdicts import (
     samples_items,
 )
 from langadapt_tasks.languages.spec import LanguageSpecError, register
-from langadapt_tasks.mtbench.data import CATEGORIES, group_name, read_jsonl
-from langadapt_tasks.mtbench.fidelity import fidelity
 
 
 def samples_files(paths: Iterable[Path]) -> list[Path]:

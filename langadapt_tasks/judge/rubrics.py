@@ -49,6 +49,7 @@ from typing import Any
 
 import jinja2
 
+from langadapt_tasks.benchmarks.mtbench import data_dir
 from langadapt_tasks.languages import spec as language_spec
 from langadapt_tasks.languages.fastchat_prompts import read_fastchat_prompts
 from langadapt_tasks.languages.judge_templates import (
@@ -67,7 +68,6 @@ from langadapt_tasks.languages.rubric_registry import (
     fastchat_rating,
     rubric_named,
 )
-from langadapt_tasks.mtbench.data import data_dir
 from langadapt_tasks.paths import home
 
 __all__ = [

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from langadapt_tasks.benchmarks.mtbench import group_name, read_jsonl, sample_answer
 from langadapt_tasks.files import iter_jsonl
 from langadapt_tasks.judge.rubrics import JudgeItem
-from langadapt_tasks.mtbench.data import group_name, read_jsonl, sample_answer
 
 VERDICT_GLOB = "judge_mtbench_langadapt_*.jsonl"
 SAMPLES_GLOB = "samples_mtbench_langadapt_*.jsonl"

@@ -1,1 +1,1 @@
-"""Languages as data: specs, their judge templates and prompt files, and the scaffold."""
+"""Languages as data: specs, the judge rubrics, and the judge files a spec names."""

@@ -1,1 +1,1 @@
-"""MT-Bench: questions per language, language fidelity and the lm-eval hooks that judge."""
+"""MT-Bench's lm-eval hooks and samples folder (its questions and fidelity: ``benchmarks``)."""

@@ -27,6 +27,9 @@ from typing import Any
 import datasets
 from lm_eval.api.samplers import ContextSampler
 
+from langadapt_tasks.benchmarks import mtbench as mtbench_data
+from langadapt_tasks.benchmarks.fidelity import fidelity
+from langadapt_tasks.benchmarks.mtbench import group_name
 from langadapt_tasks.judge import settings as judge_settings
 from langadapt_tasks.judge.engine import (
     JudgeStopped,
@@ -40,9 +43,6 @@ from langadapt_tasks.judge.engine import (
 from langadapt_tasks.judge.rubrics import JudgeItem
 from langadapt_tasks.judge.verdicts import item_from_doc, model_name
 from langadapt_tasks.languages.spec import register
-from langadapt_tasks.mtbench import data as mtbench_data
-from langadapt_tasks.mtbench.data import group_name
-from langadapt_tasks.mtbench.fidelity import fidelity
 from langadapt_tasks.mtbench.output import samples_dir
 
 log = logging.getLogger(__name__)

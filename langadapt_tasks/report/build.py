@@ -7,7 +7,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from langadapt_tasks.mtbench.data import CATEGORIES as MT_CATEGORIES
+from langadapt_tasks.benchmarks.mtbench import CATEGORIES as MT_CATEGORIES
+from langadapt_tasks.benchmarks.scoring import TURKISHMMLU
 from langadapt_tasks.report import charts, render
 from langadapt_tasks.report.inputs import collect
 from langadapt_tasks.report.tables import (
@@ -22,7 +23,6 @@ from langadapt_tasks.report.tables import (
     mtbench_groups,
     mtbench_table,
 )
-from langadapt_tasks.scoring import TURKISHMMLU
 
 
 def build_report(

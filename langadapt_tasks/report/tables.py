@@ -10,6 +10,14 @@ from pathlib import Path
 from statistics import fmean, stdev
 from typing import Any
 
+from langadapt_tasks.benchmarks.mtbench import CATEGORIES as MT_CATEGORIES
+from langadapt_tasks.benchmarks.scoring import (
+    CMMLU,
+    TURKISHMMLU,
+    Benchmark,
+    leaderboard_view,
+    lm_eval_view,
+)
 from langadapt_tasks.judge.rubrics import DEFAULT_RUBRIC, RUBRICS
 from langadapt_tasks.judge.verdicts import (
     is_scored,
@@ -17,9 +25,7 @@ from langadapt_tasks.judge.verdicts import (
     read_verdict_rows,
     samples_items,
 )
-from langadapt_tasks.mtbench.data import CATEGORIES as MT_CATEGORIES
 from langadapt_tasks.report.inputs import Model
-from langadapt_tasks.scoring import CMMLU, TURKISHMMLU, Benchmark, leaderboard_view, lm_eval_view
 
 CMMLU_COLUMNS = [*CMMLU.categories.values(), "Average"]
 TURKISHMMLU_COLUMNS = [*TURKISHMMLU.categories.values(), "Average"]

@@ -13,10 +13,10 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from langadapt_tasks.cmmlu import data as cmmlu_data
+from langadapt_tasks.benchmarks import cmmlu as cmmlu_data
+from langadapt_tasks.benchmarks import turkishmmlu as turkishmmlu_data
+from langadapt_tasks.benchmarks.scoring import BENCHMARKS
 from langadapt_tasks.languages.spec import builtin_specs
-from langadapt_tasks.scoring import BENCHMARKS
-from langadapt_tasks.turkishmmlu import data as turkishmmlu_data
 
 _MTBENCH = re.compile(r"^mtbench_langadapt_([a-z][a-z0-9]{1,7})(?:_|$)")
 

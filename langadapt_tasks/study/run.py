@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from langadapt_tasks.benchmarks.mtbench import CATEGORIES, METADATA_TURN1, group_name
 from langadapt_tasks.judge.verdicts import RESULTS_GLOB, Coverage, coverage
-from langadapt_tasks.mtbench.data import CATEGORIES, METADATA_TURN1, group_name
 from langadapt_tasks.report import build_report
 from langadapt_tasks.study.adapter_check import loglikelihoods, unchanged
 from langadapt_tasks.study.config import STEPS, ModelSpec, StudyConfig, judge_sources

@@ -1,1 +1,1 @@
-"""TurkishMMLU: the subject table, the data (local copy or Hub) and the lm-eval hooks."""
+"""TurkishMMLU's lm-eval hooks (its data and subjects: ``benchmarks.turkishmmlu``)."""

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from langadapt_tasks.mcdata import quiet_custom_dataset_hint
-from langadapt_tasks.turkishmmlu.data import CHOICES, load_subject
+from langadapt_tasks.benchmarks.mcdata import quiet_custom_dataset_hint
+from langadapt_tasks.benchmarks.turkishmmlu import CHOICES, load_subject
 
 __all__ = ["doc_to_target", "load_subject"]
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any
 
-from langadapt_tasks.cmmlu.subjects import CATEGORIES, CMMLU_GROUP, SUBJECTS
-from langadapt_tasks.turkishmmlu import subjects as tmmlu
+from langadapt_tasks.benchmarks import turkishmmlu_subjects as tmmlu
+from langadapt_tasks.benchmarks.cmmlu_subjects import CATEGORIES, CMMLU_GROUP, SUBJECTS
 
 Score = dict[str, Any]
 

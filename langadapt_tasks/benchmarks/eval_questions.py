@@ -11,11 +11,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from langadapt_tasks.cmmlu import data as cmmlu_data
-from langadapt_tasks.cmmlu.subjects import SUBJECTS
-from langadapt_tasks.mtbench import data as mtbench_data
-from langadapt_tasks.turkishmmlu import data as turkishmmlu_data
-from langadapt_tasks.turkishmmlu.subjects import SUBJECTS as TURKISHMMLU_SUBJECTS
+from langadapt_tasks.benchmarks import cmmlu as cmmlu_data
+from langadapt_tasks.benchmarks import mtbench as mtbench_data
+from langadapt_tasks.benchmarks import turkishmmlu as turkishmmlu_data
+from langadapt_tasks.benchmarks.cmmlu_subjects import SUBJECTS
+from langadapt_tasks.benchmarks.turkishmmlu_subjects import SUBJECTS as TURKISHMMLU_SUBJECTS
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ array (from 0).
 
 What is TurkishMMLU's own is here: the JSON reader and the question check, and the
 :data:`TURKISHMMLU` entry of the shared multiple-choice data layer
-(:mod:`langadapt_tasks.mcdata`), which finds the directory, reads the Hub (after a
+(:mod:`langadapt_tasks.benchmarks.mcdata`), which finds the directory, reads the Hub (after a
 quick check that it is reachable) and words the errors.
 """
 
@@ -29,9 +29,9 @@ from typing import Any
 
 import datasets
 
+from langadapt_tasks.benchmarks.mcdata import SPLITS, Benchmark
+from langadapt_tasks.benchmarks.turkishmmlu_subjects import SUBJECTS
 from langadapt_tasks.files import read_text
-from langadapt_tasks.mcdata import SPLITS, Benchmark
-from langadapt_tasks.turkishmmlu.subjects import SUBJECTS
 
 ENV_DIR = "LANGADAPT_TURKISHMMLU_DIR"
 METADATA_DIR = "turkishmmlu_dir"

@@ -13,7 +13,7 @@ A local directory has CMMLU's GitHub layout: ``dev/<subject>.csv`` and
 
 What is CMMLU's own is here: the CSV reader and the row check, and the
 :data:`CMMLU` entry of the shared multiple-choice data layer
-(:mod:`langadapt_tasks.mcdata`), which finds the directory, reads the Hub and
+(:mod:`langadapt_tasks.benchmarks.mcdata`), which finds the directory, reads the Hub and
 words the errors.
 """
 
@@ -28,9 +28,9 @@ from typing import Any
 
 import datasets
 
-from langadapt_tasks.cmmlu.subjects import SUBJECTS
+from langadapt_tasks.benchmarks.cmmlu_subjects import SUBJECTS
+from langadapt_tasks.benchmarks.mcdata import SPLITS, Benchmark
 from langadapt_tasks.files import read_text
-from langadapt_tasks.mcdata import SPLITS, Benchmark
 
 ENV_DIR = "LANGADAPT_CMMLU_DIR"
 METADATA_DIR = "cmmlu_dir"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from langadapt_tasks.benchmarks.mtbench import CATEGORIES
 from langadapt_tasks.files import iter_jsonl
 from langadapt_tasks.languages.langid import known_codes
 from langadapt_tasks.languages.rubric_registry import (
@@ -18,7 +19,6 @@ from langadapt_tasks.languages.rubric_registry import (
     PAPER_GUARDED,
 )
 from langadapt_tasks.languages.spec import LanguageSpecError, builtin_specs, check_code
-from langadapt_tasks.mtbench.data import CATEGORIES
 from langadapt_tasks.paths import PACKAGE_DIR
 
 DATA_DIR = PACKAGE_DIR / "data" / "judge"
