@@ -114,12 +114,17 @@ def _cmd_language_yamls(args: argparse.Namespace) -> int:
 
 def _cmd_study(args: argparse.Namespace) -> int:
     from langadapt_tasks.study.config import load
-    from langadapt_tasks.study.run import JudgeIncomplete, StudyError, run_study
+    from langadapt_tasks.study.plan import format_plan
+    from langadapt_tasks.study.run import JudgeIncomplete, StudyError, plan_study, run_study
 
     steps = [s.strip() for s in args.steps.split(",") if s.strip()]
     code, problem = 0, None
+    cfg = load(args.config)
+    if args.plan:  # nothing is run or written
+        print(format_plan(cfg, plan_study(cfg)))
+        return 0
     try:
-        report = run_study(load(args.config), steps)
+        report = run_study(cfg, steps)
     except JudgeIncomplete as err:  # the report is written; rerunning judges what is left
         report, code, problem = err.report, 1, err
     except StudyError as err:
@@ -265,6 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, required=True, help="study YAML (docs/study.md)")
     p.add_argument(
         "--steps", default="train,evaluate,judge,report", help="comma-separated steps to run"
+    )
+    p.add_argument(
+        "--plan",
+        action="store_true",
+        help="print every step's command, done or to do, and the totals; run nothing",
     )
     p.set_defaults(func=_cmd_study)
     return parser

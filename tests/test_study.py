@@ -10,8 +10,9 @@ import pytest
 from conftest import run_cli
 from judge_server import JudgeServer, Reply
 
+from langadapt_tasks.study.commands import turn2_tasks
 from langadapt_tasks.study.config import ModelSpec, StudyConfigError, load
-from langadapt_tasks.study.run import StudyError, environment, evaluate, run_study, turn2_tasks
+from langadapt_tasks.study.run import StudyError, environment, evaluate, run_study
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -10,9 +10,10 @@ import pytest
 from hostile import billion_laughs, run_module
 
 from langadapt_tasks.cli import main as cli_main
+from langadapt_tasks.study.commands import eval_runs, lm_eval_command
 from langadapt_tasks.study.config import ModelSpec, StudyConfigError, load
 from langadapt_tasks.study.engines import EngineError
-from langadapt_tasks.study.run import environment, eval_runs, lm_eval_command
+from langadapt_tasks.study.run import environment
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,8 @@ from typing import Any
 
 from langadapt_tasks.benchmarks.mtbench import CATEGORIES as MT_CATEGORIES
 from langadapt_tasks.benchmarks.scoring import TURKISHMMLU
-from langadapt_tasks.report import charts, render
+from langadapt_tasks.report import charts, grouped, render
+from langadapt_tasks.report.identity import Identity
 from langadapt_tasks.report.inputs import collect
 from langadapt_tasks.report.tables import (
     CMMLU_COLUMNS,
@@ -34,13 +35,25 @@ def build_report(
     title: str = "langadapt report",
     metric: str = "acc",
     unavailable: dict[str, str] | None = None,
+    identities: dict[str, Identity] | None = None,
+    compare: str | None = None,
 ) -> dict[str, Any]:
     """Write the report under ``out``; return what was written and the notes.
 
     ``unavailable``: knowledge benchmarks that could not be evaluated (name -> why), shown
-    as "not available" in the knowledge table. Raises ``ValueError`` only when nothing
-    usable is left (the notes say why).
+    as "not available" in the knowledge table. ``identities`` (model name -> its place in the
+    grid) lays the tables out per model and language like the study's, adds the view across
+    models and one chart per language; ``compare="published"`` (needs ``identities``) sets the
+    study's published figures beside ours. Raises ``ValueError`` when nothing usable is left
+    (the notes say why) or the arguments contradict each other.
     """
+    if compare not in (None, "published"):
+        raise ValueError(f"compare={compare!r}: the only comparison is 'published'")
+    if compare and identities is None:
+        raise ValueError("compare='published' needs identities (base model, variant, language)")
+    for key, ident in (identities or {}).items():
+        if key != ident.label:
+            raise ValueError(f"identities[{key!r}] is labelled {ident.label!r}")
     models, notes = collect(inputs, names)
     if not models:
         raise ValueError(
@@ -73,6 +86,18 @@ def build_report(
     deltas = [d for t in compared if (d := delta_table(t, baseline)) is not None]
     if deltas:
         sections.append((f"Differences to the baseline ({baseline})", deltas))
+    groups: list[grouped.Group] = []
+    if identities is not None:
+        lost = [k for k in identities if k not in models]
+        notes += [f"{k}: an identity, but no results among the inputs" for k in lost]
+        who = grouped.complete(models, identities)
+        flat = [*cmmlu, *turkish, *mt, *mc]
+        groups = grouped.build_groups(models, who, flat, metric)
+        sections = [("Knowledge: CMMLU and TurkishMMLU", knowledge)] if knowledge else []
+        sections += grouped.sections(groups, models, who, baseline, compare == "published")
+        if across := grouped.across(groups, who):
+            sections.append(("Across models: best adapter vs. base and instruct", across))
+        notes += grouped.unshown(flat, groups, who)
     for name in models:
         if cmmlu and not any(name in t.rows for t in cmmlu):
             notes.append(f"{name}: no CMMLU results among the inputs")
@@ -81,16 +106,22 @@ def build_report(
 
     out.mkdir(parents=True, exist_ok=True)
     pngs: list[Path] = []
-    if cmmlu:
+    grid = identities is not None  # charts per language instead of per benchmark
+    if grid:
+        for lang, items in grouped.language_charts(groups).items():
+            pngs.append(charts.panels(items, out / f"language_{lang}.png"))
+    if cmmlu and not grid:
         pngs.append(charts.bars(cmmlu, CMMLU_COLUMNS, "accuracy (%)", out / "cmmlu.png"))
-    if turkish:
+    if turkish and not grid:
         pngs.append(
             charts.bars(turkish, TURKISHMMLU_COLUMNS, "accuracy (%)", out / "turkishmmlu.png")
         )
-    for table in mc:
+    for table in [] if grid else mc:
         pngs.append(charts.bars([table], table.columns, "accuracy (%)", out / f"{table.key}.png"))
     for table in mt:
         if any(c.value is not None for cells in table.rows.values() for c in cells[:8]):
+            if grid:
+                continue
             cats = list(MT_CATEGORIES)
             pngs.append(
                 charts.bars([table], [*cats, "mean"], "judge score", out / f"{table.key}.png")
@@ -138,6 +169,9 @@ def build_report(
         "tables": [asdict(t) for t in tables],
         "notes": notes,
     }
+    if identities is not None:
+        data["identities"] = {k: asdict(v) for k, v in identities.items()}
+        data["compare"] = compare
     files["json"].write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
     return {
         "models": list(models),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 from langadapt_tasks.report.tables import Table
 
@@ -28,6 +29,49 @@ def _values(table: Table, columns: list[str]) -> dict[str, tuple[list[float], li
     return out
 
 
+def _panel(ax: Any, table: Table, columns: list[str], ylabel: str, ymax: float | None) -> None:
+    """A group of bars per column, one bar per model."""
+    data = _values(table, columns)
+    width = 0.8 / max(1, len(data))
+    for i, (name, (vals, errs)) in enumerate(data.items()):
+        xs = [x + (i - (len(data) - 1) / 2) * width for x in range(len(columns))]
+        ax.bar(
+            xs,
+            vals,
+            width,
+            yerr=errs if any(e == e for e in errs) else None,
+            capsize=2,
+            label=name,
+        )
+    ax.set_xticks(range(len(columns)), columns, rotation=20, ha="right")
+    ax.set_ylabel(ylabel)
+    scale = f" (judge scale {table.scale[0]:g}–{table.scale[1]:g})" if table.scale else ""
+    ax.set_title(table.title + scale, fontsize=9, loc="left")
+    if table.scale or ymax:
+        ax.set_ylim(0, ymax or table.scale[1])
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+
+
+def panels(items: list[tuple[Table, list[str], str]], path: Path) -> Path:
+    """One panel per (table, its columns, y label), e.g. every benchmark of one language."""
+    plt = _pyplot()
+    widest = max(len(columns) for _, columns, _ in items)
+    rows = max(len(table.rows) for table, _, _ in items)
+    fig, axes = plt.subplots(
+        len(items),
+        1,
+        figsize=(max(8, (0.9 + 0.12 * rows) * widest + 3), 3.6 * len(items)),
+        squeeze=False,
+    )
+    for ax, (table, columns, ylabel) in zip(axes[:, 0], items, strict=True):
+        _panel(ax, table, columns, ylabel, None)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
 def bars(
     tables: list[Table], columns: list[str], ylabel: str, path: Path, ymax: float | None = None
 ) -> Path:
@@ -37,26 +81,7 @@ def bars(
         len(tables), 1, figsize=(max(8, 1.3 * len(columns) + 3), 3.6 * len(tables)), squeeze=False
     )
     for ax, table in zip(axes[:, 0], tables, strict=True):
-        data = _values(table, columns)
-        width = 0.8 / max(1, len(data))
-        for i, (name, (vals, errs)) in enumerate(data.items()):
-            xs = [x + (i - (len(data) - 1) / 2) * width for x in range(len(columns))]
-            ax.bar(
-                xs,
-                vals,
-                width,
-                yerr=errs if any(e == e for e in errs) else None,
-                capsize=2,
-                label=name,
-            )
-        ax.set_xticks(range(len(columns)), columns, rotation=20, ha="right")
-        ax.set_ylabel(ylabel)
-        scale = f" (judge scale {table.scale[0]:g}–{table.scale[1]:g})" if table.scale else ""
-        ax.set_title(table.title + scale, fontsize=9, loc="left")
-        if table.scale or ymax:
-            ax.set_ylim(0, ymax or table.scale[1])
-        ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        _panel(ax, table, columns, ylabel, ymax)
     fig.tight_layout()
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)

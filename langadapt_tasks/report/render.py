@@ -17,7 +17,7 @@ def fmt(cell: Cell, kind: str, signed: bool = False) -> str:
     if kind == "count":
         text = f"{cell.value:.0f}"
     else:
-        factor, digits = (100, 1) if kind == "pct" else (1, 2)
+        factor, digits = {"pct": (100, 1), "pct2": (100, 2)}.get(kind, (1, 2))
         sign = "+" if signed else ""
         text = f"{factor * cell.value:{sign}.{digits}f}"
         if cell.stderr is not None:
@@ -32,8 +32,9 @@ def _heading(table: Table) -> str:
     return title
 
 
-def _signed(table: Table) -> bool:
-    return table.key.endswith("_delta")
+def _shown(table: Table, name: str, cells: list[Cell]) -> list[str]:
+    kinds = enumerate(zip(cells, table.kinds, strict=True))
+    return [fmt(c, k, table.signed(name, i)) for i, (c, k) in kinds]
 
 
 def markdown_table(table: Table) -> str:
@@ -42,7 +43,7 @@ def markdown_table(table: Table) -> str:
         "|---|" + "---|" * len(table.columns),
     ]
     for name, cells in table.rows.items():
-        shown = [fmt(c, k, _signed(table)) for c, k in zip(cells, table.kinds, strict=True)]
+        shown = _shown(table, name, cells)
         lines.append(f"| {name} | {' | '.join(shown)} |")
     return "\n".join(lines)
 
@@ -106,7 +107,7 @@ def html_page(
             out += [f"<th>{e(c)}</th>" for c in table.columns]
             out.append("</tr>")
             for name, cells in table.rows.items():
-                shown = [fmt(c, k, _signed(table)) for c, k in zip(cells, table.kinds, strict=True)]
+                shown = _shown(table, name, cells)
                 out.append(
                     f"<tr><td>{e(name)}</td>" + "".join(f"<td>{e(s)}</td>" for s in shown) + "</tr>"
                 )

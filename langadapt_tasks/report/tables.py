@@ -49,10 +49,25 @@ class Table:
     key: str
     title: str
     columns: list[str]
-    kinds: list[str]  # "pct" (a share, shown x100), "score", "count"
+    kinds: list[str]  # "pct" (a share, shown x100), "pct2" (the same, 2 decimals), "score", "count"
     rows: dict[str, list[Cell]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     scale: tuple[float, float] | None = None
+
+    def signed(self, row: str, column: int) -> bool:
+        """Whether a cell is a difference, shown with its sign."""
+        return self.key.endswith("_delta")
+
+
+@dataclass
+class DiffTable(Table):
+    """A table with some rows or columns of differences (the rest shown as values)."""
+
+    signed_rows: list[str] = field(default_factory=list)
+    signed_columns: list[int] = field(default_factory=list)
+
+    def signed(self, row: str, column: int) -> bool:
+        return row in self.signed_rows or column in self.signed_columns
 
 
 def _num(value: Any) -> float | None:

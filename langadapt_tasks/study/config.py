@@ -29,16 +29,28 @@ from langadapt_tasks.judge.settings import (
     url_has_credentials,
 )
 from langadapt_tasks.study.engines import ENGINES, OWN_MODEL_ARGS, Engine
+from langadapt_tasks.study.grid import (
+    LANGUAGE_KEYS,
+    MODEL_KEYS,
+    VARIANTS,
+    GridLanguage,
+    GridModel,
+    cell_overrides,
+    label,
+    parse_languages,
+    parse_models,
+)
 from langadapt_train.presets import PRESETS
 
 STEPS = ("train", "evaluate", "judge", "report")
 TOP_KEYS = ("output", "base_model", "instruct_model", "data_dir", "train", "evaluate", "judge")
-TOP_KEYS += ("report",)
+TOP_KEYS += ("report", "models", "languages")
 TRAIN_KEYS = ("config", "presets", "overrides", "adapters")
 EVALUATE_KEYS = ("tasks", "limit", "num_fewshot", "gen_kwargs", "batch_size")
 EVALUATE_KEYS += ("apply_chat_template", "turn2", "lm_eval_args")
 EVALUATE_KEYS += ("engine", "processes", "shared_prefix", "engine_args")
-REPORT_KEYS = ("baseline",)
+REPORT_KEYS = ("baseline", "compare")
+COMPARE = ("published",)  # report.compare: the study's published tables beside ours
 DEFAULT_TASKS = ["cmmlu_langadapt", "mtbench_langadapt_zh"]
 # The judge settings a study may set (LANGADAPT_JUDGE_* in lower case), and its own key.
 JUDGE_STUDY_KEYS = ("allow_unscored",)
@@ -74,9 +86,15 @@ class StudyConfigError(ValueError):
 
 @dataclass
 class ModelSpec:
+    """One model the study evaluates: base, instruct, or base plus an adapter."""
+
     label: str
     pretrained: str
     peft: str | None = None
+    tasks: tuple[str, ...] = ()  # its tasks; () = the study's (``StudyConfig.tasks``)
+    model: str = ""  # the grid's model label ("" in the one-model form)
+    variant: str = ""  # base, instruct, a preset or an adapter's label ("" = label)
+    language: str = ""  # an adapter's language in the grid ("" for base and instruct)
 
 
 @dataclass
@@ -102,6 +120,17 @@ class StudyConfig:
     judge: dict[str, Any] | None = None  # None: judge off; else judge setting -> value
     allow_unscored: bool = False  # judge: a run with unscored answers counts as judged
     baseline: str = "base"
+    compare: str | None = None  # "published": the study's tables beside ours in the report
+    # The grid (study.grid); the one-model form is one unnamed model and language.
+    models: dict[str, GridModel] = field(default_factory=dict)
+    languages: dict[str, GridLanguage] = field(default_factory=dict)
+    # (model label, language code) -> the langadapt-train fields of that cell.
+    cell_overrides: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def is_grid(self) -> bool:
+        """Whether the config names its models or languages (labels are then paths)."""
+        return any(self.models) or any(self.languages)
 
 
 def judge_sources() -> dict[str, tuple[str, type]]:
@@ -170,16 +199,18 @@ def _judge(f: Fields, raw: Any) -> tuple[dict[str, Any] | None, bool]:
     return out, allow
 
 
-def _tasks(f: Fields, raw: Any) -> list[str]:
-    tasks = f.text_list(raw, "evaluate.tasks") if raw is not None else list(DEFAULT_TASKS)
+def _tasks(f: Fields, raw: Any, where: str = "evaluate.tasks") -> list[str]:
+    tasks = f.text_list(raw, where) if raw is not None else list(DEFAULT_TASKS)
     for i, task in enumerate(tasks):
         if "," in task or not task.strip() or any(c.isspace() for c in task):
             raise f.bad(
-                f"evaluate.tasks[{i}]",
+                f"{where}[{i}]",
                 f"{task!r}: one task name per item; several tasks are a list: [a, b]",
             )
     if not tasks:
-        raise f.bad("evaluate.tasks", "no tasks to evaluate")
+        raise f.bad(where, "no tasks to evaluate")
+    if len(set(tasks)) != len(tasks):
+        raise f.bad(where, f"a task is listed twice: {', '.join(tasks)}")
     return tasks
 
 
@@ -241,6 +272,12 @@ def _check_all_keys(f: Fields, raw: dict[str, Any]) -> None:
     for section, known in sections.items():
         if isinstance(raw.get(section), dict):
             check_keys(raw[section], known, f.file, f.error, section)
+    for section, known in (("models", MODEL_KEYS), ("languages", LANGUAGE_KEYS)):
+        for name, spec in (
+            (raw.get(section) or {}).items() if isinstance(raw.get(section), dict) else ()
+        ):
+            if isinstance(spec, dict):
+                check_keys(spec, known, f.file, f.error, f"{section}.{name}")
 
 
 def load(path: Path) -> StudyConfig:
@@ -250,20 +287,39 @@ def load(path: Path) -> StudyConfig:
     _check_all_keys(f, raw)
     refuse_secrets(raw, path, StudyConfigError)
     raw = expand_vars(raw, path, StudyConfigError)
-    for key in ("output", "base_model"):
-        if raw.get(key) in (None, ""):
-            raise StudyConfigError(f"{path}: '{key}' is missing")
+    _check_forms(f, raw)
+    if raw.get("output") in (None, ""):
+        raise StudyConfigError(f"{path}: 'output' is missing")
     train = f.mapping(raw.get("train"), "train", TRAIN_KEYS)
     evaluate = f.mapping(raw.get("evaluate"), "evaluate", EVALUATE_KEYS)
     report = f.mapping(raw.get("report"), "report", REPORT_KEYS)
     judge, allow_unscored = _judge(f, raw.get("judge", "off"))
-    base = f.text(raw["base_model"], "base_model")
     presets = f.text_list(train.get("presets"), "train.presets")
     for i, preset in enumerate(presets):
         if preset not in PRESETS:
             raise f.bad(
                 f"train.presets[{i}]", f"unknown preset {preset!r}; known: {', '.join(PRESETS)}"
             )
+        if preset in presets[:i]:
+            raise f.bad(f"train.presets[{i}]", f"{preset!r} is listed twice")
+    if "models" in raw:
+        models = parse_models(f, raw["models"], lambda v, w: _base(f, v, w))
+    else:
+        instruct = raw.get("instruct_model")
+        models = {
+            "": GridModel(
+                "",
+                _base(f, raw["base_model"], "base_model"),
+                None if instruct in (None, "") else _model(f, instruct, "instruct_model"),
+            )
+        }
+    if "languages" in raw:
+        languages = parse_languages(f, raw["languages"], lambda v, w: _tasks(f, v, w))
+        tasks = list(dict.fromkeys(t for lang in languages.values() for t in lang.tasks))
+    else:
+        tasks = _tasks(f, evaluate.get("tasks"))
+        languages = {"": GridLanguage("", tuple(tasks))}
+    first = next(iter(models.values()))
     overrides = f.mapping(train.get("overrides"), "train.overrides")
     for key, value in overrides.items():
         if isinstance(value, (dict, list)) or value is None:
@@ -279,12 +335,8 @@ def load(path: Path) -> StudyConfig:
     cfg = StudyConfig(
         path=path,
         output=f.path(raw["output"], "output"),
-        base_model=base if base == "smollm2" else _model(f, base, "base_model"),
-        instruct_model=(
-            _model(f, raw["instruct_model"], "instruct_model")
-            if raw.get("instruct_model") not in (None, "")
-            else None
-        ),
+        base_model=first.base,
+        instruct_model=first.instruct,
         data_dir=f.path(raw["data_dir"], "data_dir") if raw.get("data_dir") else None,
         train_config=f.path(train["config"], "train.config") if train.get("config") else None,
         presets=presets,
@@ -293,7 +345,7 @@ def load(path: Path) -> StudyConfig:
             f.text(k, "train.adapters"): f.path(v, f"train.adapters.{k}")
             for k, v in adapters.items()
         },
-        tasks=_tasks(f, evaluate.get("tasks")),
+        tasks=tasks,
         limit=_limit(f, evaluate.get("limit")),
         num_fewshot=(
             None
@@ -311,6 +363,14 @@ def load(path: Path) -> StudyConfig:
         judge=judge,
         allow_unscored=allow_unscored,
         baseline=f.text(report.get("baseline", "base"), "report.baseline"),
+        compare=_compare(f, report.get("compare")),
+        models=models,
+        languages=languages,
+        cell_overrides={
+            (m.label, lang.code): cell_overrides(f, dict(overrides), m, lang)
+            for m in models.values()
+            for lang in languages.values()
+        },
     )
     if cfg.presets and cfg.train_config is None:
         raise StudyConfigError(
@@ -318,9 +378,58 @@ def load(path: Path) -> StudyConfig:
         )
     if cfg.train_config is not None and not cfg.train_config.is_file():
         raise StudyConfigError(f"{path}: train.config {cfg.train_config} not found")
-    for label, adapter in cfg.adapters.items():
-        if label in cfg.presets or label in ("base", "instruct"):
-            raise StudyConfigError(f"{path}: train.adapters.{label}: the label is taken")
+    for name, adapter in cfg.adapters.items():
+        if name in cfg.presets or name in VARIANTS:
+            raise StudyConfigError(f"{path}: train.adapters.{name}: the label is taken")
         if not adapter.is_dir():
-            raise StudyConfigError(f"{path}: train.adapters.{label}: {adapter} is not a folder")
+            raise StudyConfigError(f"{path}: train.adapters.{name}: {adapter} is not a folder")
+    _check_baseline(f, cfg)
     return cfg
+
+
+def _base(f: Fields, value: Any, where: str) -> str:
+    """A base model: "smollm2" (the embedded model), a folder or a Hub id."""
+    text = f.text(value, where)
+    return text if text == "smollm2" else _model(f, text, where)
+
+
+def _compare(f: Fields, raw: Any) -> str | None:
+    if raw in (None, "", False):
+        return None
+    value = f.text(raw, "report.compare")
+    if value not in COMPARE:
+        raise f.bad("report.compare", f"expected {' or '.join(COMPARE)}, got {value!r}")
+    return value
+
+
+def _check_forms(f: Fields, raw: dict[str, Any]) -> None:
+    """The one-model form and the grid are not mixed: each setting has one place."""
+    if "models" in raw:
+        for key in ("base_model", "instruct_model"):
+            if key in raw:
+                raise f.bad(key, "the grid names its models under 'models'; remove this key")
+    elif raw.get("base_model") in (None, ""):
+        raise StudyConfigError(f"{f.file}: 'base_model' is missing (or give 'models')")
+    if "languages" in raw and "tasks" in (raw.get("evaluate") or {}):
+        raise f.bad("evaluate.tasks", "the grid's tasks are per language: languages.<code>.tasks")
+    if ("models" in raw or "languages" in raw) and (raw.get("train") or {}).get("adapters"):
+        raise f.bad(
+            "train.adapters", "adapters trained elsewhere go with the one-model form (base_model)"
+        )
+
+
+def _check_baseline(f: Fields, cfg: StudyConfig) -> None:
+    """``report.baseline`` in the grid: a model's label, or a variant (each model's own).
+    (The one-model form keeps its rule: a label that is not evaluated means the first.)"""
+    if not cfg.is_grid:
+        return
+    labels = [label(m.label, "base") for m in cfg.models.values()]
+    labels += [label(m.label, "instruct") for m in cfg.models.values() if m.instruct]
+    labels += [label(m, lang, p) for m in cfg.models for lang in cfg.languages for p in cfg.presets]
+    labels += list(cfg.adapters)
+    allowed = [*labels, "base", "instruct", *cfg.presets]
+    if cfg.baseline not in allowed:
+        raise f.bad(
+            "report.baseline",
+            f"{cfg.baseline!r} is none of the study's models: {', '.join(dict.fromkeys(allowed))}",
+        )
