@@ -128,12 +128,8 @@ def parse_languages(f: Fields, raw: Any, tasks: Any) -> dict[str, GridLanguage]:
         if spec.get("tasks") in (None, "", []):
             raise f.bad(f"{where}.tasks", "missing: the tasks that measure this language")
         data = spec.get("data")
-        if data not in (None, ""):
-            data = f.text(data, f"{where}.data")
-            found = path_or_name(data, f.file.parent)
-            if isinstance(found, Path) and not found.exists():
-                raise f.bad(f"{where}.data", f"{found} not found (a mix name or a data file)")
-            data = str(found)
+        if data not in (None, ""):  # a mix name, or a file (the trainer reads and checks it)
+            data = str(path_or_name(f.text(data, f"{where}.data"), f.file.parent))
         out[code] = GridLanguage(
             code=code,
             tasks=tuple(tasks(spec["tasks"], f"{where}.tasks")),
