@@ -97,11 +97,6 @@ def bases(cfg: StudyConfig, convert: bool = True) -> dict[str, str]:
     return out
 
 
-def base_path(cfg: StudyConfig) -> str:
-    """The (first) base model as the commands name it."""
-    return next(iter(bases(cfg).values()))
-
-
 def environment(cfg: StudyConfig, base: str) -> dict[str, str]:
     """The commands' environment; ``base``: the embedded model's folder, when used."""
     env = dict(os.environ)
