@@ -13,7 +13,7 @@ ifneq ($(wildcard $(DATA_DIR)),)
 export DATA_DIR := $(abspath $(DATA_DIR))
 endif
 
-.PHONY: setup demo test lint
+.PHONY: setup demo test test-e2e lint
 
 setup:
 	$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install "$(TORCH_SPEC)"
@@ -26,8 +26,18 @@ setup:
 demo: setup
 	langadapt study --config $(STUDY)
 
+# A worker per core; tests sharing an expensive fixture stay on one worker (tests/conftest.py).
+PYTEST := $(PYTHON) -m pytest -q -n auto --dist loadgroup --durations=25
+
+# Everything but the slow runs of real processes end to end (about 10 minutes on 2 cores).
 test: setup
-	$(PYTHON) -m pytest -q --durations=25 tests
+	$(PYTEST) -m "not e2e" tests
+
+# Real processes end to end: the study with each command in a process of its own, the
+# two-process (DDP) training and evaluation, SmolLM2 conversions (killed, damaged),
+# `lm_eval ls tasks`.
+test-e2e: setup
+	$(PYTEST) -m e2e tests
 
 lint:
 	ruff check . && ruff format --check .

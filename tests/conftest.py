@@ -28,9 +28,37 @@ def _data(sub: str) -> Path:
 
 def pytest_configure(config: pytest.Config) -> None:
     """Hugging Face caches of this test run go to a temporary folder, not ~/.cache (set
-    before datasets is imported: it reads the variables once)."""
+    before datasets is imported: it reads the variables once). Under pytest-xdist (``make
+    test`` runs a worker per core) each worker's torch, and what it starts, gets its share
+    of the cores instead of all of them."""
     if "HF_DATASETS_CACHE" not in os.environ:
         os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="langadapt-hf-datasets-")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+
+
+# Under ``pytest -n N --dist loadgroup`` (``make test``) the tests that share an expensive
+# fixture run on one worker, so that it is built once: by fixture, then by module.
+SHARED_FIXTURES = ("cmmlu_hf_run", "cli_runs")
+SHARED_MODULES = ("test_cmmlu_tasks", "test_mtbench_lm_eval", "test_train_run")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        fixture = next((f for f in SHARED_FIXTURES if f in names), None)
+        module = item.module.__name__ if item.module else ""
+        if fixture == "cmmlu_hf_run":  # one group per model: the two runs are independent
+            group = f"{fixture}-{item.callspec.params[fixture]}"
+        elif fixture:
+            group = fixture
+        elif module in SHARED_MODULES:
+            group = module
+        else:
+            continue
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
@@ -48,10 +76,19 @@ def sft_dir() -> Path:
     return _data("sft")
 
 
+def _run_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of this test run that every pytest-xdist worker of it shares."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
 def shared_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The embedded models, converted once per test session; every test's home links here."""
-    return tmp_path_factory.mktemp("models")
+    """The embedded models, converted once per test run (shared by the xdist workers);
+    every test's home links here."""
+    folder = _run_root(tmp_path_factory) / "models"
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 @pytest.fixture(autouse=True)
@@ -68,11 +105,15 @@ def langadapt_home(
 
 @pytest.fixture(scope="session")
 def smollm2_dir(shared_models: Path) -> Path:
-    """SmolLM2-135M-Instruct as a transformers directory (converted once per session)."""
+    """SmolLM2-135M-Instruct as a transformers directory (converted once per test run; a
+    second worker waits for the first's conversion and reuses it)."""
+    from filelock import FileLock
+
     from langadapt_tasks.study.models import EMBEDDED, materialize
 
     # The folder LANGADAPT_HOME/models/<name> links to, so `langadapt models` finds it too.
-    return materialize("smollm2", shared_models / EMBEDDED["smollm2"].name)
+    with FileLock(str(shared_models.parent / "models.lock")):
+        return materialize("smollm2", shared_models / EMBEDDED["smollm2"].name)
 
 
 @pytest.fixture
@@ -98,12 +139,12 @@ def task_manager(model_args: str = "", **metadata: object):
 # about 204k tokens) and their test rows in CMMLU's CSV files.
 CMMLU_WHOLE_ROWS = {"philosophy": 105, "college_engineering_hydrology": 106, "logical": 123}
 # The slice the real SmolLM2 checkpoint runs: the first questions of one subject.
-CMMLU_SLICE = ("philosophy", 20)
+CMMLU_SLICE = ("philosophy", 10)
 
 
 @pytest.fixture(scope="session")
 def tiny_llama_dir(smollm2_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random-weight Llama (seeded, fp32, 2 layers, hidden size 64) with SmolLM2's own
+    """A random-weight Llama (seeded, fp32, 2 layers, hidden size 16) with SmolLM2's own
     tokenizer, vocabulary and chat template, saved as an ordinary model folder: the protocol
     checks (prompts, argmax, log-likelihoods, forward passes) hold or fail on any causal LM
     with the same tokenizer, and its forward pass costs a few percent of SmolLM2's."""
@@ -113,12 +154,13 @@ def tiny_llama_dir(smollm2_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
     real = LlamaConfig.from_pretrained(smollm2_dir)
     config = LlamaConfig(
         vocab_size=real.vocab_size,
-        hidden_size=64,
-        intermediate_size=128,
+        hidden_size=16,  # the LM head over SmolLM2's 49,152 tokens is most of a pass
+        intermediate_size=32,
         num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=16,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=8,
+        initializer_range=0.1,  # letters' logits far enough apart: few near-ties
         max_position_embeddings=real.max_position_embeddings,
         rope_parameters=real.rope_parameters,
         bos_token_id=real.bos_token_id,
@@ -169,7 +211,7 @@ def record_forward_passes(model) -> tuple[dict[tuple[int, ...], Any], list[int],
 def cmmlu_hf_run(request: pytest.FixtureRequest, cmmlu_dir: Path) -> HFRun:
     """``cmmlu_langadapt_<subject>`` (5-shot), ``hf`` backend, batch 1, fp32: the runs that
     CMMLU's reference and the shared-prefix backend are compared with. ``tiny-whole``: the
-    three whole subjects on the random-weight Llama; ``smollm2-slice``: the first 20
+    three whole subjects on the random-weight Llama; ``smollm2-slice``: the first 10
     questions of one subject on the real SmolLM2 checkpoint."""
     import lm_eval
     from lm_eval.models.huggingface import HFLM
@@ -221,14 +263,15 @@ CLI_ADAPTER = "zh-r4"
 
 
 @pytest.fixture(scope="session")
-def lora_adapter(smollm2_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny LoRA adapter (r4 on q/v) with non-zero weights, so it changes the outputs."""
+def lora_adapter(tiny_llama_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A LoRA adapter of the tiny Llama (r4 on q/v) with non-zero weights, so it changes
+    the outputs."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(smollm2_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
     config = LoraConfig(
         r=4,
         lora_alpha=16,
@@ -243,19 +286,22 @@ def lora_adapter(smollm2_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 @pytest.fixture(scope="session")
 def cli_runs(
-    smollm2_dir: Path,
+    tiny_llama_dir: Path,
     lora_adapter: Path,
     cmmlu_dir: Path,
     mt_bench_dir: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, Path]:
-    """Two real ``lm_eval`` CLI runs, shared by the CLI, metadata and report tests (each CLI
-    start indexes all of lm-eval's tasks): ``base`` (SmolLM2; CMMLU Humanities with its data
-    folder given only by ``--metadata cmmlu_dir``) and ``lora`` (SmolLM2 + the adapter; the
-    whole ``cmmlu_langadapt`` group from ``LANGADAPT_CMMLU_DIR``); both with MT-Bench zh
-    writing and tr math judged by a loopback server (replies 4, 4, 2, ...), ``--limit 1``,
-    0-shot, 8 new tokens, samples logged. Values: the ``--output_path`` folders; the
-    processes' stdout is saved beside them as ``<label>.stdout.txt``."""
+    """Two ``lm_eval`` command lines, shared by the CLI, metadata and report tests: ``lora``
+    (the tiny Llama + the adapter; the whole ``cmmlu_langadapt`` group from
+    ``LANGADAPT_CMMLU_DIR``), a real ``lm_eval`` process, and ``base`` (the tiny Llama; CMMLU
+    Humanities with its data folder given only by ``--metadata cmmlu_dir``), the same CLI in
+    this process; both with MT-Bench zh writing and tr math judged by a loopback server
+    (replies 4, 4, 2, ...), ``--limit 1``, 0-shot, 8 new tokens, samples logged. Values: the
+    ``--output_path`` folders; the commands' stdout is saved beside them as
+    ``<label>.stdout.txt``."""
+    from in_process import run_here
+
     root = tmp_path_factory.mktemp("cli_runs")
     server = JudgeServer().start()
     server.responder = lambda body, n: Reply("4" if n % 3 else "2")
@@ -273,13 +319,13 @@ def cli_runs(
     )
     plans = {
         "base": (
-            f"pretrained={smollm2_dir}",
+            f"pretrained={tiny_llama_dir}",
             f"cmmlu_langadapt_humanities,{CLI_MTBENCH_TASKS}",
             ["--metadata", json.dumps({"cmmlu_dir": str(cmmlu_dir)})],
             {},
         ),
         "lora": (
-            f"pretrained={smollm2_dir},peft={lora_adapter}",
+            f"pretrained={tiny_llama_dir},peft={lora_adapter}",
             f"cmmlu_langadapt,{CLI_MTBENCH_TASKS}",
             [],
             {"LANGADAPT_CMMLU_DIR": str(cmmlu_dir)},
@@ -293,7 +339,8 @@ def cli_runs(
             args += ["--tasks", tasks, "--limit", "1", "--num_fewshot", "0", "--batch_size", "1"]
             args += ["--gen_kwargs", "max_gen_toks=8", "--log_samples"]
             args += ["--output_path", str(out[label]), *extra]
-            proc = run_cli(args, env={**env, **extra_env}, timeout=600)
+            runner = run_cli if label == "lora" else run_here
+            proc = runner(args, env={**env, **extra_env}, timeout=600)
             assert proc.returncode == 0, proc.stderr[-3000:]
             (root / f"{label}.stdout.txt").write_text(proc.stdout, encoding="utf-8")
     finally:

@@ -1,4 +1,4 @@
-"""cmmlu_langadapt through the real lm_eval API and CLI on SmolLM2 (with and without LoRA)."""
+"""cmmlu_langadapt through the real lm_eval API and CLI (with and without LoRA)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import HFRun, lm_eval_bin, run_cli
+from conftest import CMMLU_SLICE, HFRun, lm_eval_bin
+from in_process import run_here
 
 from langadapt_tasks.benchmarks.cmmlu_subjects import CATEGORIES
 from langadapt_tasks.benchmarks.scoring import format_views, load_results
@@ -25,7 +26,7 @@ def test_one_forward_pass_per_question(cmmlu_hf_run: HFRun, cmmlu_dir: Path) -> 
     tasks = [f"{GROUP}_{s}" for s in cmmlu_hf_run.rows]
     assert set(cmmlu_hf_run.out["samples"]) == set(tasks)
     questions = sum(len(cmmlu_hf_run.out["samples"][t]) for t in tasks)
-    assert questions == (105 + 106 + 123 if cmmlu_hf_run.whole else 20)  # CSV test rows
+    assert questions == (105 + 106 + 123 if cmmlu_hf_run.whole else CMMLU_SLICE[1])  # CSV rows
     distinct = 0
     for subject, n in cmmlu_hf_run.rows.items():
         rows = pd.read_csv(cmmlu_dir / "test" / f"{subject}.csv", header=0, index_col=0)
@@ -92,16 +93,16 @@ def test_cli_with_and_without_lora(
     assert base != lora
 
 
-def test_cli_fails_before_evaluating_without_data(smollm2_dir: Path, cmmlu_env) -> None:
+def test_cli_fails_before_evaluating_without_data(tiny_llama_dir: Path, cmmlu_env) -> None:
     env = {k: v for k, v in cmmlu_env.items() if k != "LANGADAPT_CMMLU_DIR"}
     env["HF_HUB_OFFLINE"] = "1"
-    proc = run_cli(
+    proc = run_here(
         [
             lm_eval_bin(),
             "--model",
             "hf",
             "--model_args",
-            f"pretrained={smollm2_dir}",
+            f"pretrained={tiny_llama_dir}",
             "--tasks",
             f"{GROUP}_arts",
             "--limit",

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import HFRun, task_manager
+from conftest import CMMLU_SLICE, HFRun, task_manager
 
 CHOICES = ["A", "B", "C", "D"]
 # A random-weight model can score two letters almost alike: argmaxes are compared only where
@@ -168,7 +168,8 @@ def test_num_fewshot_override_drops_from_the_first_n(
 def test_predictions_equal_cmmlu_eval(cmmlu_dir: Path, cmmlu_hf_run: HFRun, tokenizer) -> None:
     """lm_eval with cmmlu_langadapt (5-shot default, ``hf`` backend) vs CMMLU's eval(),
     question by question: three whole subjects (the smallest by prompt tokens: 334
-    questions, about 204k tokens) on the random-weight Llama, and 20 questions on SmolLM2.
+    questions, about 204k tokens) on the random-weight Llama, and a slice (``CMMLU_SLICE``)
+    on SmolLM2.
 
     Both sides use one model instance: lm-eval's. Its forward passes are recorded. The
     reference reuses a recorded pass only when its own input ids are identical. It
@@ -215,4 +216,4 @@ def test_predictions_equal_cmmlu_eval(cmmlu_dir: Path, cmmlu_hf_run: HFRun, toke
     # Each question was one forward pass on exactly the reference's input ids (the test
     # rows of the CSV files: 105 + 106 + 123 for the three whole subjects).
     assert (total, reused) == (sum(cmmlu_hf_run.rows.values()),) * 2
-    assert total == (105 + 106 + 123 if cmmlu_hf_run.whole else 20)
+    assert total == (105 + 106 + 123 if cmmlu_hf_run.whole else CMMLU_SLICE[1])

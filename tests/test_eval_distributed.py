@@ -26,9 +26,11 @@ def _outputs(folder: Path) -> tuple[dict, dict[str, list[dict]]]:
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_two_cpu_processes_give_the_one_process_results(
-    smollm2_dir: Path, cmmlu_dir: Path, mt_bench_dir: Path, tmp_path: Path
+    tiny_llama_dir: Path, cmmlu_dir: Path, mt_bench_dir: Path, tmp_path: Path
 ) -> None:
+    """On the tiny random Llama (SmolLM2's tokenizer): the protocol of data parallel."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LANGADAPT_J"))}
     env.update(
         HF_HUB_OFFLINE="1",
@@ -40,7 +42,7 @@ def test_two_cpu_processes_give_the_one_process_results(
         # the same log-likelihoods to the bit and the same greedy answers.
         OMP_NUM_THREADS="1",
     )
-    args = ["--model", "langadapt-hf", "--model_args", f"pretrained={smollm2_dir},dtype=float32"]
+    args = ["--model", "langadapt-hf", "--model_args", f"pretrained={tiny_llama_dir},dtype=float32"]
     args += ["--tasks", TASKS, "--limit", "2", "--batch_size", "1", "--log_samples"]
     # Greedy everywhere (FastChat samples some categories: each process has its own stream).
     args += ["--gen_kwargs", "max_gen_toks=8,do_sample=False,temperature=0"]

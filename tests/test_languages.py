@@ -14,6 +14,7 @@ import pytest
 import yaml
 from conftest import lm_eval_bin, run_cli
 from hostile import billion_laughs, run_module
+from in_process import run_here
 from judge_server import JudgeServer, prompt_of, verdict_for
 
 from langadapt_tasks.cli import main
@@ -274,7 +275,7 @@ def test_bad_multiple_choice_rows_name_file_and_line(
 
 
 @pytest.mark.slow
-def test_a_made_up_language_runs_through_lm_eval(smollm2_dir: Path, tmp_path: Path) -> None:
+def test_a_made_up_language_runs_through_lm_eval(tiny_llama_dir: Path, tmp_path: Path) -> None:
     spec = make_language(tmp_path / "pirate")
     tasks = tmp_path / "tasks"
     proc = run_cli(["langadapt", "language-yamls", str(spec), "--out", str(tasks)])
@@ -297,10 +298,10 @@ def test_a_made_up_language_runs_through_lm_eval(smollm2_dir: Path, tmp_path: Pa
             "TOKENIZERS_PARALLELISM": "false",
         }
         out = tmp_path / "out"
-        args = [lm_eval_bin(), "--model", "hf", "--model_args", f"pretrained={smollm2_dir}"]
+        args = [lm_eval_bin(), "--model", "hf", "--model_args", f"pretrained={tiny_llama_dir}"]
         args += ["--tasks", "mtbench_langadapt_pir,mc_langadapt_pir", "--include_path", str(tasks)]
         args += ["--gen_kwargs", "max_gen_toks=8", "--batch_size", "1", "--apply_chat_template"]
-        proc = run_cli([*args, "--log_samples", "--output_path", str(out)], env=env, timeout=600)
+        proc = run_here([*args, "--log_samples", "--output_path", str(out)], env=env)
         assert proc.returncode == 0, proc.stderr[-3000:]
         prompts = [prompt_of(body) for body in server.requests]
     finally:
@@ -329,7 +330,8 @@ def test_a_made_up_language_runs_through_lm_eval(smollm2_dir: Path, tmp_path: Pa
         assert (sample["acc"], sample["acc_norm"]) == (correct[-1], correct[-1])
     entry = results["results"]["mc_langadapt_pir"]
     assert entry["acc,none"] == entry["acc_norm,none"] == pytest.approx(sum(correct) / 3)
-    # SmolLM2's chat template; lm_eval gives each dev row (the shots) a turn of its own.
+    # SmolLM2's chat template (the tiny Llama has its tokenizer); lm_eval gives each dev row
+    # (the shots) a turn of its own.
     turn = "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n"
     system = f"<|im_start|>system\n{MC_DESCRIPTION}\n\n<|im_end|>\n"
     shots = "".join(turn.format(mc_prompt(r)) + f"{r['answer']}<|im_end|>\n" for r in MC_DEV)

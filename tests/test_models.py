@@ -94,6 +94,7 @@ def test_interrupted_conversion_leaves_nothing(tmp_path: Path, env: dict[str, st
     assert _siblings(target) == []  # Ctrl-C removes our own staging folder
 
 
+@pytest.mark.e2e  # a killed process, then a whole conversion of SmolLM2
 def test_killed_conversion_then_rerun_then_reuse(tmp_path: Path, env: dict[str, str]) -> None:
     target = tmp_path / "models" / "smollm2"
     proc = _start(target, env)
@@ -136,25 +137,26 @@ def own_copy(smollm2_dir: Path, tmp_path: Path) -> Path:
     return target
 
 
-@pytest.mark.parametrize("damage", ["deleted", "truncated"])
+@pytest.mark.e2e  # a whole conversion of SmolLM2
 def test_our_folder_with_broken_weights_is_converted_again(
     own_copy: Path,
     smollm2_dir: Path,
-    damage: str,
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     from langadapt_tasks.cli import main
+    from langadapt_tasks.study.models import problems
 
     weights = own_copy / "model.safetensors"
     (own_copy / "my-notes.txt").write_text("mine", encoding="utf-8")
-    if damage == "deleted":
-        weights.unlink()
-    else:
-        os.truncate(weights, weights.stat().st_size // 2)
+    # Deleted or cut short, the weights are a problem (one conversion below, for both).
+    moved = weights.rename(own_copy.parent / "weights.bak")
+    assert problems(own_copy) == ["model.safetensors missing"] and not is_ready(own_copy)
+    moved.rename(weights)
+    os.truncate(weights, weights.stat().st_size // 2)
     assert main(["models", "smollm2", "--dir", str(own_copy)]) == 0
     assert capsys.readouterr().out.strip() == str(own_copy)
-    assert f"model.safetensors {'missing' if damage == 'deleted' else 'damaged'}" in caplog.text
+    assert "model.safetensors damaged" in caplog.text
     assert "converting the model again" in caplog.text
     # Converted again: the same files as a fresh conversion, and the model loads.
     assert filecmp.cmp(weights, smollm2_dir / "model.safetensors", shallow=False)

@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import lm_eval_bin, run_cli, task_manager
+from in_process import run_here
 
 from langadapt_tasks.benchmarks import mtbench as mtbench_data
 from langadapt_tasks.paths import SOURCE_TASK_DIR
@@ -148,7 +149,7 @@ def _run_writing(model: Path, out: Path, mt_bench_dir: Path, gen_kwargs: str) ->
     args += ["--tasks", "mtbench_langadapt_zh_writing", "--limit", "1", "--batch_size", "1"]
     args += ["--metadata", metadata, "--gen_kwargs", gen_kwargs, "--seed", "0,1234,7,1234"]
     args += ["--apply_chat_template", "--log_samples", "--output_path", str(out)]
-    proc = run_cli(args, env=env, timeout=600)
+    proc = run_here(args, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(next(out.rglob("results_*.json")).read_text(encoding="utf-8"))
     sample = json.loads(next(out.rglob("samples_mtbench_langadapt_zh_writing_*.jsonl")).read_text())

@@ -1,7 +1,7 @@
-"""MT-Bench through the real ``lm_eval`` CLI on SmolLM2, judged by a loopback server.
+"""MT-Bench through lm-eval's CLI (run in this process: ``in_process.run_here``) on the tiny
+random Llama with SmolLM2's tokenizer and chat template, judged by a loopback server.
 
-Generation is kept tiny (``--limit 1``, 16 new tokens, one CPU thread so that
-parallel jobs on a 2-core machine do not thrash).
+Generation is kept tiny (``--limit 1``, 16 new tokens).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import lm_eval_bin, run_cli
+from conftest import lm_eval_bin
+from in_process import run_here
 from judge_server import JudgeServer, Reply, prompt_of, verdict_for
 
 from langadapt_tasks.benchmarks import mtbench as mtbench_data
@@ -64,7 +65,7 @@ def lm_eval(
     ]
     if out is not None:
         args += ["--log_samples", "--output_path", str(out)]
-    return run_cli(args, env=env, timeout=600)
+    return run_here(args, env=env)
 
 
 def newest(root: Path, pattern: str) -> Path:
@@ -99,7 +100,7 @@ def server() -> Iterator[JudgeServer]:
 
 @pytest.fixture(scope="module")
 def turn1(
-    smollm2_dir: Path,
+    tiny_llama_dir: Path,
     mt_bench_dir: Path,
     server: JudgeServer,
     tmp_path_factory: pytest.TempPathFactory,
@@ -124,9 +125,8 @@ def turn1(
         XDG_CACHE_HOME=str(root / "cache"),
     )
     out = root / "out"
-    proc = lm_eval(
-        smollm2_dir, "mtbench_langadapt_zh,mtbench_langadapt_tr", out, env, "--apply_chat_template"
-    )
+    both = "mtbench_langadapt_zh,mtbench_langadapt_tr"
+    proc = lm_eval(tiny_llama_dir, both, out, env, "--apply_chat_template")
     requests = list(server.requests)
     server.responder = lambda body, n: verdict_for(body)
     return {"proc": proc, "out": out, "env": env, "root": root, "requests": requests}
@@ -227,7 +227,7 @@ def test_langadapt_judge_over_two_models_writes_each_beside_its_samples(
     before = len(server.requests)
     cache = tmp_path / "cache.sqlite"
     args = ["langadapt", "judge", str(out), "--rubric", "paper-guarded", "--cache", str(cache)]
-    proc = run_cli(args, env=turn1["env"], timeout=300)
+    proc = run_here(args, env=turn1["env"])
     assert proc.returncode == 0, proc.stderr
     assert len(server.requests) - before == 2 * n == 32
     for folder, model in (
@@ -247,23 +247,24 @@ def test_langadapt_judge_over_two_models_writes_each_beside_its_samples(
 def test_langadapt_judge_rejudges_the_run_and_caches(turn1, server: JudgeServer) -> None:
     before = len(server.requests)
     args = ["langadapt", "judge", str(turn1["out"]), "--rubric", "fastchat"]
-    proc = run_cli(args, env=turn1["env"], timeout=300)
+    proc = run_here(args, env=turn1["env"])
     assert proc.returncode == 0, proc.stderr
     assert "| **mtbench_langadapt_zh** | 7.00 | 0 |" in proc.stdout
     assert "| **mtbench_langadapt_tr** | 7.00 | 0 |" in proc.stdout
     assert len(server.requests) - before == 16
-    again = run_cli(args, env=turn1["env"], timeout=300)
+    again = run_here(args, env=turn1["env"])
     assert again.returncode == 0, again.stderr
     assert len(server.requests) - before == 16  # the second run made no request
 
 
 def test_turn2_feeds_the_model_its_own_first_answer(
-    turn1, smollm2_dir: Path, server: JudgeServer
+    turn1, tiny_llama_dir: Path, server: JudgeServer
 ) -> None:
     before = len(server.requests)
     out = turn1["root"] / "out_mt"
     env = {**turn1["env"], "LANGADAPT_MTBENCH_TURN1": str(turn1["out"])}
-    proc = lm_eval(smollm2_dir, "mtbench_langadapt_zh_mt_math", out, env, "--apply_chat_template")
+    task = "mtbench_langadapt_zh_mt_math"
+    proc = lm_eval(tiny_llama_dir, task, out, env, "--apply_chat_template")
     assert proc.returncode == 0, proc.stderr[-3000:]
     first = samples(turn1["out"], "mtbench_langadapt_zh_math")[0]
     second = samples(out, "mtbench_langadapt_zh_mt_math")[0]
@@ -283,12 +284,11 @@ def test_turn2_feeds_the_model_its_own_first_answer(
 
 
 def test_judge_off_plain_text_records_fidelity_only(
-    smollm2_dir: Path, mt_bench_dir: Path, tmp_path: Path
+    tiny_llama_dir: Path, mt_bench_dir: Path, tmp_path: Path
 ) -> None:
     env = clean_env(LANGADAPT_MTBENCH_DIR=str(mt_bench_dir))
-    proc = lm_eval(
-        smollm2_dir, "mtbench_langadapt_tr_writing", tmp_path, env, "--metadata", '{"judge": "off"}'
-    )
+    off = ["--metadata", '{"judge": "off"}']
+    proc = lm_eval(tiny_llama_dir, "mtbench_langadapt_tr_writing", tmp_path, env, *off)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(newest(tmp_path, "results_*.json").read_text(encoding="utf-8"))
     entry = results["results"]["mtbench_langadapt_tr_writing"]
@@ -306,7 +306,7 @@ def test_no_judge_fails_before_generation(mt_bench_dir: Path, tmp_path: Path) ->
     # lm-eval's dummy model: nothing to load, and the run must stop at task loading anyway.
     env = clean_env(LANGADAPT_MTBENCH_DIR=str(mt_bench_dir))
     args = [lm_eval_bin(), "--model", "dummy", "--tasks", "mtbench_langadapt_zh", "--limit", "1"]
-    proc = run_cli([*args, "--output_path", str(tmp_path), "--log_samples"], env=env, timeout=300)
+    proc = run_here([*args, "--output_path", str(tmp_path), "--log_samples"], env=env)
     assert proc.returncode != 0
     output = proc.stdout + proc.stderr
     assert "OPENAI_API_KEY" in output and "OPENAI_BASE_URL" in output

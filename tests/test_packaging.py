@@ -7,12 +7,14 @@ import re
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import lm_eval_bin, run_cli
 
 from langadapt_tasks.paths import installed_task_dir
 from langadapt_tasks.study.models import MARKER
 
 
+@pytest.mark.e2e  # a fresh lm_eval indexes all of its 14,000 task files: about a minute
 def test_lm_eval_lists_the_tasks_without_include_path() -> None:
     proc = run_cli([lm_eval_bin(), "ls", "tasks"])
     assert proc.returncode == 0

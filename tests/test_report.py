@@ -1,4 +1,4 @@
-"""``langadapt report`` over real lm_eval runs of SmolLM2 (base and a LoRA) and bad inputs."""
+"""``langadapt report`` over real lm_eval runs (the tiny Llama, base and a LoRA) and bad inputs."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from langadapt_tasks.judge.rubrics import SCALES
 from langadapt_tasks.report import build_report
 from langadapt_tasks.report.inputs import model_name
 
-BASE = "SmolLM2-135M-Instruct"
+BASE = "tiny-llama"  # conftest.tiny_llama_dir
 LORA = f"{BASE} + {CLI_ADAPTER}"
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
+from in_process import run_here
 from judge_server import JudgeServer, Reply
 
 from langadapt_tasks.study.commands import turn2_tasks
@@ -145,9 +146,17 @@ def test_train_step_runs_the_sweep_once_and_skips_finished_presets(tmp_path: Pat
         evaluate(cfg, adapter, {}, fake)
 
 
+# The study's commands in processes of their own (as users run it: ``make test-e2e``), and
+# the same commands run in this process (``in_process.run_here``).
+RUNNERS = [
+    pytest.param(run_here, id="in-process"),
+    pytest.param(run_cli, id="processes", marks=pytest.mark.e2e),
+]
+
+
 @pytest.mark.slow
 def test_an_adapter_that_changes_nothing_stops_the_study(
-    smollm2_dir: Path, cmmlu_dir: Path, tmp_path: Path
+    tiny_llama_dir: Path, cmmlu_dir: Path, tmp_path: Path
 ) -> None:
     """The check every engine gets: run as an engine that does not apply the adapter would
     (langadapt-hf's own probe off: check_adapter=False), a LoRA adapter that adds nothing
@@ -156,7 +165,7 @@ def test_an_adapter_that_changes_nothing_stops_the_study(
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(smollm2_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
     get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(
         tmp_path / "zero"
     )
@@ -164,7 +173,7 @@ def test_an_adapter_that_changes_nothing_stops_the_study(
         tmp_path / "study.yaml",
         {
             "output": "study",
-            "base_model": str(smollm2_dir),
+            "base_model": str(tiny_llama_dir),
             "train": {"adapters": {"zero": "zero"}},
             "evaluate": {
                 "tasks": ["cmmlu_langadapt_arts"],
@@ -176,7 +185,7 @@ def test_an_adapter_that_changes_nothing_stops_the_study(
         },
     )
     env = study_env(tmp_path, cmmlu_dir)
-    proc = run_cli(["langadapt", "study", "--config", str(config)], env=env, timeout=600)
+    proc = run_here(["langadapt", "study", "--config", str(config)], env=env)
     assert proc.returncode != 0
     # Two questions of four choices: eight log-likelihoods, every one the base model's.
     assert "evaluate zero: all 8 log-likelihoods equal the base model's" in proc.stderr
@@ -187,15 +196,16 @@ def test_an_adapter_that_changes_nothing_stops_the_study(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("runner", RUNNERS)
 def test_study_runs_and_a_second_run_redoes_nothing(
-    smollm2_dir: Path, mt_bench_dir: Path, cmmlu_dir: Path, tmp_path: Path
+    runner, tiny_llama_dir: Path, mt_bench_dir: Path, cmmlu_dir: Path, tmp_path: Path
 ) -> None:
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(smollm2_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
     lora = LoraConfig(r=2, lora_alpha=8, target_modules=["q_proj"], init_lora_weights=False)
     get_peft_model(model, lora).save_pretrained(tmp_path / "zh-r2")
     server = JudgeServer().start()
@@ -205,7 +215,7 @@ def test_study_runs_and_a_second_run_redoes_nothing(
         tmp_path / "study.yaml",
         {
             "output": "study",
-            "base_model": str(smollm2_dir),
+            "base_model": str(tiny_llama_dir),
             "train": {"adapters": {"zh-r2": "zh-r2"}},
             "evaluate": {
                 "tasks": ["cmmlu_langadapt_arts", "mtbench_langadapt_zh_writing"],
@@ -230,16 +240,16 @@ def test_study_runs_and_a_second_run_redoes_nothing(
     study = ["langadapt", "study", "--config", str(config)]
     out = tmp_path / "study"
     try:
-        down = run_cli(study, env=env, timeout=900)
+        down = runner(study, env=env, timeout=900)
         judge_up["now"] = True
-        up = run_cli(study, env=env, timeout=300)
+        up = runner(study, env=env, timeout=300)
         asked = len(server.requests)
         # An evaluation killed while lm_eval wrote its samples: no record, a samples file gone.
         main = out / "eval" / "base"
         (main / "langadapt_run.json").unlink()
         next(main.rglob("samples_cmmlu_langadapt_arts_*.jsonl")).unlink()
-        redo = run_cli(study, env=env, timeout=300)
-        again = run_cli(study, env=env, timeout=300)
+        redo = runner(study, env=env, timeout=300)
+        again = runner(study, env=env, timeout=300)
     finally:
         server.stop()
     # The outage: every answer unscored; the study says so, writes the report, exits 1.

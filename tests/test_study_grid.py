@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
+from in_process import run_here
 
 from langadapt_tasks.study.config import StudyConfigError, load
 
@@ -268,17 +269,17 @@ def test_the_plan_after_adding_a_preset_trains_only_the_new_cells(tmp_path: Path
 
 @pytest.mark.slow
 def test_a_real_grid_trains_each_cell_once_and_a_second_run_does_nothing(
-    smollm2_dir: Path,
     tiny_llama_dir: Path,
     cmmlu_dir: Path,
     mt_bench_dir: Path,
     sft_dir: Path,
     tmp_path: Path,
 ) -> None:
-    """Two models (SmolLM2 and a tiny random Llama with its tokenizer) × Chinese (the shared
-    Alpaca rows) and Turkish (a made-up file in the Alpaca schema) × one preset, one step
-    each: every cell trained once, every adapter evaluated on its language's task only, base
-    and instruct once on both; the report has every model; a second run starts nothing."""
+    """Two models (both the tiny random Llama with SmolLM2's tokenizer; one with an instruct
+    model) × Chinese (the shared Alpaca rows) and Turkish (a made-up file in the Alpaca
+    schema) × one preset, one step each, the commands run in this process: every cell
+    trained once, every adapter evaluated on its language's task only, base and instruct
+    once on both; the report has every model; a second run starts nothing."""
     (tmp_path / "train.yaml").write_text(
         # One step at a learning rate that changes the outputs (no warm-up: its first step
         # has rate 0), so each adapter passes the study's adapter check.
@@ -294,7 +295,7 @@ def test_a_real_grid_trains_each_cell_once_and_a_second_run_does_nothing(
         {
             "output": "study",
             "models": {
-                "smol": {"base": str(smollm2_dir)},
+                "smol": {"base": str(tiny_llama_dir)},
                 "tiny": {"base": str(tiny_llama_dir), "instruct": str(tiny_llama_dir)},
             },
             "languages": {
@@ -322,8 +323,8 @@ def test_a_real_grid_trains_each_cell_once_and_a_second_run_does_nothing(
         TOKENIZERS_PARALLELISM="false",
     )
     study = ["langadapt", "study", "--config", str(config)]
-    first = run_cli(study, env=env, timeout=1500)
-    again = run_cli(study, env=env, timeout=300)
+    first = run_here(study, env=env)
+    again = run_here(study, env=env)
     assert first.returncode == 0, first.stderr[-3000:]
     ran = [line for line in first.stdout.splitlines() if "] $ " in line]
     sweeps = [line for line in ran if "langadapt-train sweep" in line]

@@ -37,10 +37,12 @@ def _launch_env(config: str) -> dict[str, str]:
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_two_cpu_processes_train_one_adapter(
-    smollm2_dir: Path, sft_dir: Path, cmmlu_dir: Path, mt_bench_dir: Path, tmp_path: Path
+    tiny_llama_dir: Path, sft_dir: Path, cmmlu_dir: Path, mt_bench_dir: Path, tmp_path: Path
 ) -> None:
-    """DDP on two CPU processes: one run, its files written once, one log entry per step."""
+    """DDP on two CPU processes (the tiny random Llama): one run, its files written once, one
+    log entry per step."""
     out = tmp_path / "adapter"
     proc = run_cli(
         [
@@ -54,7 +56,7 @@ def test_two_cpu_processes_train_one_adapter(
             "-m",
             "langadapt_train",
             "--model_name_or_path",
-            str(smollm2_dir),
+            str(tiny_llama_dir),
             "--output_dir",
             str(out),
             "--method",

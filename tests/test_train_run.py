@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, run_cli, task_manager
+from conftest import REPO, task_manager
+from in_process import run_here
 from test_train_data import schema_fixtures
 
 pytestmark = pytest.mark.slow
@@ -69,9 +70,10 @@ def sft_adapter(
     mt_bench_dir: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Path:
-    """QLoRA (the default method) on the shared Chinese Alpaca rows, two steps."""
+    """QLoRA (the default method) on the shared Chinese Alpaca rows, two steps: SmolLM2 in
+    4-bit through bitsandbytes, the command line run in this process."""
     out = tmp_path_factory.mktemp("sft") / "adapter"
-    proc = run_cli(
+    proc = run_here(
         small(
             smollm2_dir,
             out,
@@ -201,7 +203,8 @@ def test_lm_eval_loads_the_adapter_and_it_changes_loglikelihoods(
     assert context.startswith("<|im_start|>") and context.endswith("<|im_start|>assistant\n")
 
 
-def test_sweep_on_fixture_files_in_every_schema(smollm2_dir: Path, tmp_path: Path) -> None:
+def test_sweep_on_fixture_files_in_every_schema(tiny_llama_dir: Path, tmp_path: Path) -> None:
+    """The sweep's command line, run in this process, on the tiny random Llama."""
     files = schema_fixtures(tmp_path / "data")
     spec = tmp_path / "fixture-mix.yaml"
     spec.write_text(
@@ -222,7 +225,7 @@ def test_sweep_on_fixture_files_in_every_schema(smollm2_dir: Path, tmp_path: Pat
     cfg.write_text(
         yaml.safe_dump(
             {
-                "model_name_or_path": str(smollm2_dir),
+                "model_name_or_path": str(tiny_llama_dir),
                 "output_dir": str(tmp_path / "grid"),
                 "data": str(spec),
                 "max_steps": 1,
@@ -238,7 +241,7 @@ def test_sweep_on_fixture_files_in_every_schema(smollm2_dir: Path, tmp_path: Pat
             }
         )
     )
-    proc = run_cli(
+    proc = run_here(
         [*TRAIN, "sweep", "--config", str(cfg), "--presets", "r8-a32,r16-a32"], env=env(), cwd=REPO
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -263,11 +266,14 @@ def test_sweep_on_fixture_files_in_every_schema(smollm2_dir: Path, tmp_path: Pat
         assert sum(s["selected"] for s in manifest["sources"]) == 11
         assert json.loads((out / "training_complete.json").read_text())["global_step"] == 1
     started = time.time()
-    again = run_cli(
+    again = run_here(
         [*TRAIN, "sweep", "--config", str(cfg), "--presets", "r8-a32,r16-a32"], env=env(), cwd=REPO
     )
     assert again.returncode == 0 and again.stdout.count("skipping") == 2
     assert time.time() - started < 60
+
+
+STEPS = 12  # the kill-and-resume runs: 24 rows, batches of 2
 
 
 def _losses(out: Path) -> list[tuple[int, float]]:
@@ -278,11 +284,14 @@ def _losses(out: Path) -> list[tuple[int, float]]:
 
 
 def test_kill_and_resume_matches_an_uninterrupted_run(
-    smollm2_dir: Path, sft_dir: Path, tmp_path: Path
+    tiny_llama_dir: Path, sft_dir: Path, tmp_path: Path
 ) -> None:
+    """Real processes (one is killed), on the tiny random Llama: a step takes
+    milliseconds, so the run has enough steps to be killed in the middle."""
+
     def args(out: Path, *extra: str) -> list[str]:
         return small(
-            smollm2_dir,
+            tiny_llama_dir,
             out,
             "--data",
             str(sft_dir / "alpaca_zh_demo.json"),
@@ -291,7 +300,7 @@ def test_kill_and_resume_matches_an_uninterrupted_run(
             "--heldout",
             "0",
             "--max-steps",
-            "3",
+            str(STEPS),
             "--save-steps",
             "1",
             "--no-decontaminate",
@@ -302,43 +311,45 @@ def test_kill_and_resume_matches_an_uninterrupted_run(
             *extra,
         )
 
-    # The uninterrupted run and the one to kill run side by side, one thread each (so
-    # both compute in the same order and the runs match to the last bit).
+    # One thread everywhere, so that every run computes in the same order and the runs
+    # match to the last bit: the run to kill in a process of its own, the others here.
     one = env(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    with (tmp_path / "whole.log").open("w") as whole_log:
-        uninterrupted = subprocess.Popen(
-            args(whole), env=one, cwd=REPO, stdout=whole_log, stderr=subprocess.STDOUT
-        )
-        with (tmp_path / "killed.log").open("w") as log:
-            child = subprocess.Popen(
-                args(killed), env=one, cwd=REPO, stdout=log, stderr=subprocess.STDOUT
-            )
-            deadline = time.time() + 600
-            while not (killed / "checkpoints" / "checkpoint-1" / "trainer_state.json").exists():
-                assert child.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
-                assert time.time() < deadline
-                time.sleep(0.2)
-            child.send_signal(signal.SIGKILL)
-            child.wait()
-        assert uninterrupted.wait(timeout=600) == 0, (tmp_path / "whole.log").read_text()[-3000:]
+    with (tmp_path / "killed.log").open("w") as log:
+        child = subprocess.Popen(args(killed), env=one, cwd=REPO, stdout=log, stderr=log)
+        deadline = time.time() + 600
+        while not (killed / "checkpoints" / "checkpoint-1" / "trainer_state.json").exists():
+            assert child.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
+            assert time.time() < deadline
+            time.sleep(0.01)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
     assert child.returncode == -signal.SIGKILL
     assert not (killed / "training_complete.json").exists()
 
-    # A resume with other settings is refused, naming them, and changes nothing.
-    saved = (killed / "langadapt_train.yaml").read_text()
-    refused = run_cli(args(killed, "--resume", "--seed", "7"), env=one, cwd=REPO)
-    assert refused.returncode == 2 and "seed: 42 -> 7" in refused.stderr
-    assert (killed / "langadapt_train.yaml").read_text() == saved
+    import torch
 
-    resumed = run_cli(args(killed, "--resume"), env=one, cwd=REPO)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        uninterrupted = run_here(args(whole), env=one, cwd=REPO)
+        assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
+        # A resume with other settings is refused, naming them, and changes nothing.
+        saved = (killed / "langadapt_train.yaml").read_text()
+        refused = run_here(args(killed, "--resume", "--seed", "7"), env=one, cwd=REPO)
+        assert refused.returncode == 2 and "seed: 42 -> 7" in refused.stderr
+        assert (killed / "langadapt_train.yaml").read_text() == saved
+        resumed = run_here(args(killed, "--resume"), env=one, cwd=REPO)
+    finally:
+        torch.set_num_threads(threads)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 
     done = json.loads((killed / "training_complete.json").read_text())
-    assert done["global_step"] == 3 and done["resumed_from"] in ("checkpoint-1", "checkpoint-2")
+    resumed_at = int(done["resumed_from"].removeprefix("checkpoint-"))
+    assert done["global_step"] == STEPS and 1 <= resumed_at < STEPS
     a, b = _losses(whole), _losses(killed)
-    assert [s for s, _ in a] == [s for s, _ in b] == [1, 2, 3]
-    assert len((killed / "loss.csv").read_text().splitlines()) == 1 + 3  # no repeated steps
+    assert [s for s, _ in a] == [s for s, _ in b] == list(range(1, STEPS + 1))
+    assert len((killed / "loss.csv").read_text().splitlines()) == 1 + STEPS  # no repeats
     for (_, x), (_, y) in zip(a, b, strict=True):
         assert x == pytest.approx(y, rel=1e-6)
 

@@ -284,9 +284,11 @@ def plan_study(cfg: StudyConfig) -> Plan:
 
 
 def run_study(
-    cfg: StudyConfig, steps: Sequence[str] = STEPS, run: Runner = run_command
+    cfg: StudyConfig, steps: Sequence[str] = STEPS, run: Runner | None = None
 ) -> dict | None:
-    """Run ``steps`` of the study; return the report summary when the report step ran."""
+    """Run ``steps`` of the study; return the report summary when the report step ran.
+    ``run`` runs one command (default: :func:`run_command`, each in a process of its own)."""
+    run = run or run_command
     unknown = [s for s in steps if s not in STEPS]
     if unknown:
         raise ValueError(f"unknown step(s) {unknown}; steps: {', '.join(STEPS)}")
