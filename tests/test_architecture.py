@@ -39,6 +39,7 @@ FOLDERS: dict[str, int] = {
     "langadapt_tasks/turkishmmlu": 4,
     "langadapt_tasks/backend": 4,
     "langadapt_tasks/generate": 4,
+    "langadapt_tasks/heldout": 4,
     "langadapt_tasks/report": 5,
     "langadapt_train": 5,
     "langadapt_tasks/study": 6,

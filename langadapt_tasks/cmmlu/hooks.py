@@ -10,7 +10,6 @@ tokens of the model's tokenizer. The loader counts those tokens
 
 from __future__ import annotations
 
-import functools
 import logging
 from typing import Any
 
@@ -21,6 +20,7 @@ from lm_eval.api.task import ConfigurableTask
 from langadapt_tasks.benchmarks.cmmlu import CHOICES, CMMLUDataError, load_subject
 from langadapt_tasks.benchmarks.cmmlu_subjects import PROMPT_HEADER, SUBJECTS
 from langadapt_tasks.benchmarks.mcdata import quiet_custom_dataset_hint
+from langadapt_tasks.benchmarks.tokenizers import tokenizer_for
 
 __all__ = [
     "CMMLUTask",
@@ -97,34 +97,12 @@ def _max_length(metadata: dict[str, Any]) -> int:
 
 
 def _tokenizer_for(metadata: dict[str, Any]) -> Any:
-    name = next(
-        (
-            metadata[k]
-            for k in (METADATA_TOKENIZER, "tokenizer", "pretrained")
-            if isinstance(metadata.get(k), str) and metadata[k]
-        ),
-        None,
-    )
-    if name is None:
-        return None
-    revision = metadata.get("revision") if METADATA_TOKENIZER not in metadata else None
-    trust = metadata.get("trust_remote_code") is True
-    return _load_tokenizer(name, revision if isinstance(revision, str) else None, trust)
-
-
-@functools.cache
-def _load_tokenizer(name: str, revision: str | None, trust_remote_code: bool) -> Any:
-    from transformers import AutoTokenizer
-
-    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
-    if revision:
-        kwargs["revision"] = revision
     try:
-        return AutoTokenizer.from_pretrained(name, **kwargs)
-    except Exception as err:  # missing, offline, not a tokenizer: all end the same way
+        return tokenizer_for(metadata, METADATA_TOKENIZER)
+    except OSError as err:
         raise CMMLUDataError(
             f"cmmlu_langadapt counts prompt tokens as CMMLU's code does, with the model's "
-            f"tokenizer, but {name!r} could not be loaded ({type(err).__name__}: {err}). "
+            f"tokenizer, but {err}. "
             f'Name one with lm_eval --metadata \'{{"{METADATA_TOKENIZER}": "NAME_OR_DIR"}}\'.'
         ) from err
 
