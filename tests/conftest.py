@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from in_process import show
 from judge_server import JudgeServer, Reply
 
 REPO = Path(__file__).resolve().parent.parent
@@ -250,9 +251,7 @@ def run_cli(
     proc = subprocess.run(
         args, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
     )
-    print(
-        f"$ {' '.join(args)}\n--- stdout\n{proc.stdout[-6000:]}\n--- stderr\n{proc.stderr[-6000:]}"
-    )
+    show(proc)
     return proc
 
 

@@ -169,19 +169,21 @@ def run_here(
             code = 1
     proc = subprocess.CompletedProcess(list(args), code or 0, out.getvalue(), err.getvalue())
     if echo:
-        print(
-            f"$ {' '.join(args)}  (in-process)\n--- stdout\n{proc.stdout[-6000:]}"
-            f"\n--- stderr\n{proc.stderr[-6000:]}"
-        )
+        show(proc, "  (in-process)")
     return proc
+
+
+def show(proc: subprocess.CompletedProcess[str], note: str = "") -> None:
+    """Print a command and the end of its output (pytest shows it when a test fails)."""
+    print(
+        f"$ {' '.join(proc.args)}{note}\n--- stdout\n{proc.stdout[-6000:]}"
+        f"\n--- stderr\n{proc.stderr[-6000:]}"
+    )
 
 
 def study_runner(args: list[str], env: dict[str, str]) -> int:
     """A ``langadapt study`` runner (``run_study(..., run=)``) that runs each command in this
-    process and prints what it printed, as the study's own runner lets it print."""
-    import shlex
-
-    print(f"[study] $ {shlex.join(args)}", flush=True)
+    process and prints what it printed, as a process of its own would."""
     proc = run_here(args, env, echo=False)
     sys.stdout.write(proc.stdout)
     sys.stderr.write(proc.stderr)

@@ -83,7 +83,7 @@ def _log(message: str) -> None:
 
 
 def run_command(args: list[str], env: dict[str, str]) -> int:
-    _log("$ " + shlex.join(args))
+    """Run one command in a process of its own."""
     return subprocess.run(args, env=env, check=False).returncode
 
 
@@ -287,8 +287,14 @@ def run_study(
     cfg: StudyConfig, steps: Sequence[str] = STEPS, run: Runner | None = None
 ) -> dict | None:
     """Run ``steps`` of the study; return the report summary when the report step ran.
-    ``run`` runs one command (default: :func:`run_command`, each in a process of its own)."""
-    run = run or run_command
+    ``run`` runs one command (default: :func:`run_command`, each in a process of its own);
+    each command is printed before it runs."""
+    execute = run or run_command
+
+    def run(args: list[str], env: dict[str, str]) -> int:
+        _log("$ " + shlex.join(args))
+        return execute(args, env)
+
     unknown = [s for s in steps if s not in STEPS]
     if unknown:
         raise ValueError(f"unknown step(s) {unknown}; steps: {', '.join(STEPS)}")
