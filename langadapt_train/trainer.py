@@ -136,7 +136,11 @@ def prepare_data(
             "dropped": len(built.dropped),
             "report": DECONTAM_REPORT,
         },
-        "split": {"train": len(built.train), "heldout": len(built.heldout)},
+        "split": {
+            "train": len(built.train),
+            "heldout": len(built.heldout),
+            "heldout_copies_left_out": built.heldout_copies,
+        },
         "tokenized": {
             "rows": len(rows),
             "skipped": dict(skipped),

@@ -140,3 +140,47 @@ def test_a_held_out_file_is_named_and_checked(tmp_path: Path, monkeypatch) -> No
     bad.write_text('{"messages": [{"role": "bot", "content": "x"}]}\n', encoding="utf-8")
     with pytest.raises(HeldoutDataError, match=r"line 1: message 0 needs a role"):
         read_rows(bad)
+
+
+def test_a_language_of_ones_own_scores_its_specs_held_out_file(
+    tiny_llama_dir: Path, tmp_path: Path
+) -> None:
+    """``heldout_langadapt_<code>`` of a user language (``langadapt language-yamls``) reads
+    the spec's ``heldout_file`` when none is named, and scores what the generic task does."""
+    from test_languages import make_language
+
+    from langadapt_tasks.generate.mtbench import write_language
+
+    spec = make_language(tmp_path / "pirate")
+    write_heldout(spec.parent / "heldout.jsonl", ROWS)
+    data = {**json.loads(spec.read_text(encoding="utf-8")), "heldout_file": "heldout.jsonl"}
+    spec.write_text(json.dumps(data), encoding="utf-8")
+    tasks = tmp_path / "tasks"
+    write_language(spec, tasks)
+    out = tmp_path / "own"
+    args = [lm_eval_bin(), "--model", "hf", "--model_args", f"pretrained={tiny_llama_dir}"]
+    args += ["--tasks", "heldout_langadapt_pir", "--include_path", str(tasks)]
+    proc = run_here([*args, "--batch_size", "1", "--device", "cpu", "--output_path", str(out)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    own = json.loads(next(out.rglob("results_*.json")).read_text(encoding="utf-8"))
+    generic = run_task("hf", tiny_llama_dir, spec.parent / "heldout.jsonl", tmp_path / "generic")
+    row = own["results"]["heldout_langadapt_pir"]
+    assert row["bits_per_byte,none"] == pytest.approx(
+        generic["results"]["bits_per_byte,none"], abs=1e-9
+    )
+
+
+def test_the_reports_standard_error_is_the_ratio_estimators() -> None:
+    """bits per byte = Σb/ΣB over messages; its standard error by the delta method, written
+    out here from the textbook formula: Var(R) ≈ (1/(n μ_B²)) · s²(b − R·B)."""
+    from statistics import fmean, variance
+
+    from langadapt_tasks.report.heldout import ratio_stderr
+
+    bits = [120.0, 80.5, 300.25, 55.0, 99.0]
+    sizes = [40, 30, 90, 25, 33]
+    ratio = sum(bits) / sum(sizes)
+    residuals = [b - ratio * s for b, s in zip(bits, sizes, strict=True)]
+    expected = math.sqrt(variance(residuals) / len(bits)) / fmean(sizes)
+    assert ratio_stderr(bits, sizes) == pytest.approx(expected, rel=1e-12)
+    assert ratio_stderr([1.0], [3]) is None

@@ -234,6 +234,7 @@ def test_multiple_choice_task_name_generates_nothing(tmp_path: Path) -> None:
     # The MT-Bench tasks of the questions' categories, turn 1 and 2, and no mc_ task.
     categories = {q["category"] for q in QUESTIONS}
     expected = {"_mtbench_turn1_yaml", "_mtbench_turn2_yaml"}
+    expected |= {"_heldout_yaml", "heldout_langadapt_pir.yaml"}  # every language's held-out loss
     for mt in ("", "_mt"):
         expected |= {f"_mtbench_langadapt_pir{mt}.yaml"}
         expected |= {f"mtbench_langadapt_pir{mt}_{c}.yaml" for c in categories}

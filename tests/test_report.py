@@ -121,7 +121,10 @@ def test_bad_inputs_are_explained(runs: dict[str, Path], tmp_path: Path, capsys)
     # Nothing usable: an error that lists why, not a traceback.
     assert main(["report", str(other), str(broken), "--out", str(tmp_path / "r0")]) == 2
     err = capsys.readouterr().err
-    assert "no CMMLU, TurkishMMLU, MT-Bench or multiple-choice results" in err and "arc_easy" in err
+    assert (
+        "no CMMLU, TurkishMMLU, MT-Bench, multiple-choice or held-out results" in err
+        and "arc_easy" in err
+    )
     assert main(["report", str(runs["base"]), "--baseline", "nope", "--out", str(tmp_path)]) == 2
     assert f"none of the models: {BASE}" in capsys.readouterr().err
     assert main(["report", str(runs["base"]), "--name", "a", "--name", "b"]) == 2

@@ -81,6 +81,23 @@ def paper_commands(out: Path) -> tuple[list[list[str]], list[list[str]]]:
             + ["--use_cache", str(folder / "turn2" / "lm_cache" / "requests")]
             + tail
             + [json.dumps({"judge": "off", "mtbench_turn1": str(folder / "mtbench")})],
+        ] + [heldout(label, model_args, lang) for lang in langs]
+
+    def heldout(label: str, model_args: str, lang: str) -> list[str]:
+        """Held-out loss on the rows the first preset held out, every row, no chat-template
+        flag (the task renders the contexts): base model and adapters with the adapters'
+        saved tokenizer (their chat template), the instruct model with its own."""
+        folder = out / "eval" / label / "heldout" / lang
+        cell = out / "adapters" / label.split("/")[0] / lang / presets[0]
+        metadata = {"judge": "off", "heldout_file": str(cell / "heldout.jsonl")}
+        if not label.endswith("/instruct"):
+            metadata["heldout_tokenizer"] = str(cell)
+        return [
+            *(_bin("lm_eval"), "--model", "langadapt-hf", "--model_args", model_args),
+            *("--tasks", f"heldout_langadapt_{lang}", "--batch_size", "auto"),
+            *("--output_path", str(folder), "--log_samples"),
+            *("--use_cache", str(folder / "lm_cache" / "requests")),
+            *("--metadata", json.dumps(metadata)),
         ]
 
     evaluate = []
@@ -120,9 +137,10 @@ def test_the_papers_plan_is_the_studys_experiment(tmp_path: Path) -> None:
     assert commands(output, "lm_eval") == evaluate
     # Totals: 12 adapters; 16 models (per base model: base, instruct, six adapters); MT-Bench:
     # base and instruct answer both languages, each adapter its own: 800 per base model.
+    # lm_eval runs: 3 per model, and held-out loss: 2 for base and instruct, 1 per adapter.
     assert "training runs: 12 (12 to do)" in output
     assert "evaluated models: 16" in output
-    assert "lm_eval runs: 48 (48 to do)" in output
+    assert "lm_eval runs: 68 (68 to do)" in output
     assert "MT-Bench answers: 1600 first turns + 1600 second turns" in output
     assert "judge requests, rubric paper: 3200" in output
     assert output.count("[to do] judge ") == 16
@@ -345,9 +363,136 @@ def test_a_real_grid_trains_each_cell_once_and_a_second_run_does_nothing(
         str(out / "eval/tiny/instruct"): both,
         str(out / "eval/tiny/zh/r8-a32"): "cmmlu_langadapt_arts",
         str(out / "eval/tiny/tr/r8-a32"): "mtbench_langadapt_tr_writing",
+        # Held-out loss: base and instruct on both languages, each adapter on its own.
+        **{
+            str(out / f"eval/{name}/heldout/{lang}"): f"heldout_langadapt_{lang}"
+            for name, langs in (
+                ("smol/base", "zh tr"),
+                ("smol/zh/r8-a32", "zh"),
+                ("smol/tr/r8-a32", "tr"),
+                ("tiny/base", "zh tr"),
+                ("tiny/instruct", "zh tr"),
+                ("tiny/zh/r8-a32", "zh"),
+                ("tiny/tr/r8-a32", "tr"),
+            )
+            for lang in langs.split()
+        },
     }
+    for args in evals:  # a held-out run renders its contexts itself and scores every row
+        if "heldout_langadapt" in args[args.index("--tasks") + 1]:
+            assert "--apply_chat_template" not in args and "--limit" not in args
+            metadata = json.loads(args[args.index("--metadata") + 1])
+            folder = args[args.index("--output_path") + 1]
+            model = "smol" if "/smol/" in folder else "tiny"
+            cell = out / "adapters" / model / Path(folder).name / "r8-a32"
+            assert metadata["heldout_file"] == str(cell / "heldout.jsonl")
+            # Base and adapters with the adapters' template; the instruct model its own.
+            tokenizer = None if "/instruct/" in folder else str(cell)
+            assert metadata.get("heldout_tokenizer") == tokenizer
+    # The same mix and seed hold out the same rows for every model of a language.
+    for lang in ("zh", "tr"):
+        smol, tiny = (
+            out / "adapters" / m / lang / "r8-a32" / "heldout.jsonl" for m in ("smol", "tiny")
+        )
+        assert smol.read_bytes() == tiny.read_bytes() and smol.read_bytes()
     report = (out / "report" / "report.md").read_text(encoding="utf-8")
+    assert "Bought and cost (zh): each model − smol/base" in report
+    assert "Held-out loss: bits per byte" in report and (out / "report" / "heldout.png").is_file()
     for name in ("smol/base", "smol/zh/r8-a32", "tiny/instruct", "tiny/tr/r8-a32"):
         assert f"| {name} |" in report
     assert again.returncode == 0, again.stderr[-3000:]
     assert "] $ " not in again.stdout  # nothing retrained or re-evaluated
+
+
+@pytest.mark.slow
+@pytest.mark.e2e  # a minute of training and scoring: make test-e2e
+def test_adapters_trained_a_few_dozen_steps_lower_the_held_out_loss(
+    tiny_llama_dir: Path, cmmlu_dir: Path, mt_bench_dir: Path, sft_dir: Path, tmp_path: Path
+) -> None:
+    """A real effect, end to end: two presets trained 30 steps on the Chinese rows score
+    the mix's held-out rows (the same file for both, never trained on) with fewer bits per
+    byte than the base model, by more than two standard errors of the paired difference."""
+    data = sft_dir / "alpaca_zh_demo.json"
+    (tmp_path / "train.yaml").write_text(
+        "method: lora\nlearning_rate: 0.01\nwarmup_steps: 0\nmax_steps: 30\n"
+        "max_rows: 72\nheldout: 8\nmax_length: 64\nper_device_train_batch_size: 4\n"
+        "gradient_accumulation_steps: 1\nsave_steps: 30\nreport_to: [none]\n"
+        "lora_target_modules: [q_proj, v_proj, o_proj]\ndecontaminate: false\n",
+        encoding="utf-8",
+    )
+    config = write(
+        tmp_path / "study.yaml",
+        {
+            "output": "study",
+            "models": {"tiny": {"base": str(tiny_llama_dir)}},
+            "languages": {"zh": {"data": str(data), "tasks": ["cmmlu_langadapt_arts"]}},
+            "train": {"config": "train.yaml", "presets": ["r8-a32", "r16-a48"]},
+            "evaluate": {"limit": 1, "batch_size": 8},
+            "judge": "off",
+        },
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LANGADAPT_"))}
+    env.update(
+        LANGADAPT_HOME=str(tmp_path / "home"),
+        LANGADAPT_CMMLU_DIR=str(cmmlu_dir),
+        LANGADAPT_MTBENCH_DIR=str(mt_bench_dir),  # English MT-Bench: the tokenizer reference
+        HF_HUB_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+    )
+    proc = run_here(["langadapt", "study", "--config", str(config)], env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "study"
+    cells = {p: out / "adapters" / "tiny" / "zh" / p for p in ("r8-a32", "r16-a48")}
+    # Every preset holds out the same rows: the mix's split, rebuilt here from the data.
+    held = [(c / "heldout.jsonl").read_text(encoding="utf-8") for c in cells.values()]
+    assert held[0] == held[1]
+    from langadapt_train.data import mix
+
+    built = mix.build(mix.resolve(str(data)), None, max_rows=72, heldout=8)
+    assert [json.loads(line)["messages"] for line in held[0].splitlines()] == built.heldout
+    texts = {m["content"] for conv in built.heldout for m in conv if m["role"] == "assistant"}
+    assert not texts & {m["content"] for conv in built.train for m in conv}
+
+    def bpb(label: str) -> float:
+        (results,) = (out / "eval" / label / "heldout" / "zh").rglob("results_*.json")
+        row = json.loads(results.read_text(encoding="utf-8"))["results"]["heldout_langadapt_zh"]
+        return row["bits_per_byte,none"]
+
+    base = bpb("tiny/base")
+    report = json.loads((out / "report" / "report.json").read_text(encoding="utf-8"))
+    (bought,) = [t for t in report["tables"] if t["key"].startswith("bought")]
+    assert bought["columns"][0].startswith("Δ held-out bits/byte")
+    for preset in cells:
+        label = f"tiny/zh/{preset}"
+        cell = bought["rows"][label][0]
+        assert bpb(label) < base
+        assert cell["value"] == pytest.approx(bpb(label) - base, abs=1e-9)
+        assert cell["value"] < -2 * cell["stderr"] and cell["note"] == ""
+    # Tokenizer cost, recounted here: Chinese per character, English per word.
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    zh = [m["content"] for conv in built.heldout for m in conv]
+    en = [
+        t
+        for line in (mt_bench_dir / "en" / "question.jsonl").read_text("utf-8").splitlines()
+        for t in json.loads(line)["turns"]
+    ]
+
+    def count(texts: list[str]) -> int:
+        return sum(len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts)
+
+    (cost,) = [t for t in report["tables"] if t["key"] == "tokenizer_cost"]
+    assert cost["columns"] == [
+        "zh: tokens / 1,000 bytes",
+        "zh: tokens / character",
+        "en: tokens / 1,000 bytes",
+        "en: tokens / word",
+    ]
+    expected = [
+        1000 * count(zh) / sum(len(t.encode()) for t in zh),
+        count(zh) / sum(len("".join(t.split())) for t in zh),
+        1000 * count(en) / sum(len(t.encode()) for t in en),
+        count(en) / sum(len(t.split()) for t in en),
+    ]
+    assert [c["value"] for c in cost["rows"]["tiny"]] == pytest.approx(expected, rel=1e-12)

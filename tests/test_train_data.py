@@ -231,6 +231,25 @@ def test_mix_caps_weights_dedup_heldout_and_system_prompt(tmp_path: Path) -> Non
     assert mix.build(spec, None).train != built.train
 
 
+def test_held_out_rows_are_never_trained_on_even_without_dedup(tmp_path: Path) -> None:
+    """With dedup off, a conversation repeated in the data could fall on both sides of the
+    split; its training copies are left out, so no held-out text is trained on."""
+    rows = [{"instruction": f"soru {i % 6}", "output": f"cevap {i % 6}"} for i in range(30)]
+    write_jsonl(tmp_path / "a.jsonl", rows)
+    spec_file = tmp_path / "m.yaml"
+    spec_file.write_text(
+        yaml.safe_dump(
+            {"name": "t", "seed": 1, "heldout": 2, "dedup": False, "sources": [{"path": "a.jsonl"}]}
+        ),
+        "utf-8",
+    )
+    built = mix.build(mix.resolve(str(spec_file)), None)
+    held = {m["content"] for conv in built.heldout for m in conv if m["role"] == "assistant"}
+    trained = {m["content"] for conv in built.train for m in conv}
+    assert len(held) == 2 and not held & trained
+    assert built.heldout_copies == 8 and len(built.train) == 30 - 2 - 8  # 5 copies of each
+
+
 def test_bad_rows_are_counted_by_reason(tmp_path: Path) -> None:
     path = write_jsonl(
         tmp_path / "rows.jsonl",

@@ -137,7 +137,7 @@ def test_qlora_run_writes_a_complete_adapter_dir(sft_adapter: Path) -> None:
     source = manifest["sources"][0]
     assert source["rows"] == 1000 and source["schema"] == "alpaca" and len(source["sha256"]) == 64
     assert source["duplicates"] >= 1  # the shared file has exact duplicates
-    assert manifest["split"] == {"train": 36, "heldout": 4}
+    assert manifest["split"] == {"train": 36, "heldout": 4, "heldout_copies_left_out": 0}
     assert manifest["decontamination"]["eval_items"]["cmmlu"] > 11_000
     assert manifest["template"]["name"] == "tokenizer"
     assert manifest["tokenized"]["rows"] + sum(manifest["tokenized"]["skipped"].values()) == 36

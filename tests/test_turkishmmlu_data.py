@@ -172,7 +172,12 @@ def test_regenerating_writes_the_checked_in_files_and_removes_stale_ones(tmp_pat
     for path in written:  # byte for byte what is checked in, CMMLU and MT-Bench included
         checked_in = REPO / "task_yamls" / path.relative_to(out)
         assert path.read_bytes() == checked_in.read_bytes(), checked_in
-    assert {p.relative_to(out).parts[0] for p in written} == {"cmmlu", "mtbench", "turkishmmlu"}
+    assert {p.relative_to(out).parts[0] for p in written} == {
+        "cmmlu",
+        "heldout",
+        "mtbench",
+        "turkishmmlu",
+    }
     assert remove_stale(out / "turkishmmlu", set()) and not list(
         (out / "turkishmmlu").glob("*.yaml")
     )

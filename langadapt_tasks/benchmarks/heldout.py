@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from langadapt_tasks.languages import spec
+
 METADATA_FILE = "heldout_file"  # lm_eval --metadata '{"heldout_file": PATH}'
 ENV_FILE = "LANGADAPT_HELDOUT_FILE"
 ROLES = ("system", "user", "assistant")
@@ -28,17 +30,23 @@ class HeldoutDataError(ValueError):
     """A held-out file that is missing, or a row that cannot be scored."""
 
 
-def heldout_file(metadata: dict[str, Any]) -> Path:
-    """The file named by ``--metadata heldout_file``, else ``LANGADAPT_HELDOUT_FILE``."""
+def heldout_file(metadata: dict[str, Any], language: str | None = None) -> Path:
+    """The file named by ``--metadata heldout_file``, else ``LANGADAPT_HELDOUT_FILE``, else
+    (``heldout_langadapt_<language>``) the language spec's ``heldout_file``."""
+    task = f"heldout_langadapt_{language}" if language else "heldout_langadapt"
     named = metadata.get(METADATA_FILE) or os.environ.get(ENV_FILE)
+    if not named and language:
+        named = spec.get(language).heldout_file
     if not named:
+        default = f", or the {language} spec's heldout_file" if language else ""
         raise HeldoutDataError(
-            "heldout_langadapt: no held-out file; name the heldout.jsonl that langadapt-train "
-            f'wrote with lm_eval --metadata \'{{"{METADATA_FILE}": "PATH"}}\' or {ENV_FILE}=PATH'
+            f"{task}: no held-out file; name the heldout.jsonl that langadapt-train wrote "
+            f'with lm_eval --metadata \'{{"{METADATA_FILE}": "PATH"}}\' or {ENV_FILE}=PATH'
+            + default
         )
     path = Path(str(named)).expanduser()
     if not path.is_file():
-        raise HeldoutDataError(f"heldout_langadapt: {path} is not a file ({METADATA_FILE})")
+        raise HeldoutDataError(f"{task}: {path} is not a file ({METADATA_FILE})")
     return path
 
 

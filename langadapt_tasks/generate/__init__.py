@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from langadapt_tasks.generate.cmmlu import cmmlu_configs
+from langadapt_tasks.generate.heldout import heldout_configs
 from langadapt_tasks.generate.mtbench import mtbench_configs
 from langadapt_tasks.generate.render import remove_stale, render, write_folder
 from langadapt_tasks.generate.turkishmmlu import turkishmmlu_configs
@@ -25,6 +26,7 @@ def write_all(root: Path) -> list[Path]:
     written = []
     for folder, configs in (
         ("cmmlu", cmmlu_configs()),
+        ("heldout", heldout_configs()),
         ("mtbench", mtbench_configs()),
         ("turkishmmlu", turkishmmlu_configs()),
     ):

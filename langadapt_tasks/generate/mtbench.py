@@ -5,7 +5,8 @@ to ``task_yamls/mtbench/``; ``langadapt language-yamls SPEC --out DIR`` writes a
 language of your own to ``DIR`` (for ``lm_eval --include_path DIR``). Per language
 and turn: one task per MT-Bench category and a group over them, so lm-eval's
 table shows each category and the language's mean. A spec that describes its own
-multiple-choice questions also gets ``mc_langadapt_<code>`` (see ``multiple_choice``).
+multiple-choice questions also gets ``mc_langadapt_<code>`` (see ``multiple_choice``); every
+language gets its held-out loss task ``heldout_langadapt_<code>`` (``generate.heldout``).
 
 Answers are generated as FastChat's ``gen_model_answer.py`` does: the sampling
 temperature of the question's category (``temperature_config``), greedy below 1e-4,
@@ -17,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from langadapt_tasks.benchmarks.mtbench import CATEGORIES, group_name, read_questions
+from langadapt_tasks.generate.heldout import TEMPLATE, heldout_config, task_name
 from langadapt_tasks.generate.multiple_choice import mc_configs
 from langadapt_tasks.generate.render import group_config, render, write_folder
 from langadapt_tasks.languages.spec import (
@@ -123,7 +125,7 @@ def write_language(spec_path: Path, out: Path) -> list[Path]:
         present = {q["category"] for q in read_questions(spec.file)}
         # A few questions are enough to start: tasks only for the categories present.
         categories = tuple(c for c in CATEGORIES if c in present)
-    configs = {**language_configs(spec, categories), **mc_configs(spec)}
+    configs = {**language_configs(spec, categories), **mc_configs(spec), **heldout_config(spec)}
     # What an earlier run wrote for this language and this one does not (e.g. its own
     # multiple-choice task, once the spec names an lm-eval task instead); other files stay.
     code = spec.code
@@ -136,6 +138,9 @@ def write_language(spec_path: Path, out: Path) -> list[Path]:
         out,
         {name: render(config) for name, config in configs.items()},
         # the includes resolve relative to the generated files
-        copies={name: task_dir() / "mtbench" / name for name in SHARED},
-        stale_prefixes=(*mine, f"{mc_task_name(code)}.yaml"),
+        copies={
+            **{name: task_dir() / "mtbench" / name for name in SHARED},
+            TEMPLATE: task_dir() / "heldout" / TEMPLATE,
+        },
+        stale_prefixes=(*mine, f"{mc_task_name(code)}.yaml", f"{task_name(code)}.yaml"),
     )

@@ -27,15 +27,22 @@ from langadapt_tasks.benchmarks.heldout import (
 )
 from langadapt_tasks.benchmarks.mcdata import quiet_custom_dataset_hint
 from langadapt_tasks.benchmarks.tokenizers import tokenizer_for
+from langadapt_tasks.languages.spec import register
 
 METADATA_TOKENIZER = "heldout_tokenizer"
 
 quiet_custom_dataset_hint()
 
 
-def load_heldout(**metadata: Any) -> datasets.DatasetDict:
-    """lm-eval ``custom_dataset`` hook: the held-out file's assistant messages."""
-    path = heldout_file(metadata)
+def load_heldout(
+    heldout_language: str | None = None, heldout_spec: str | None = None, **metadata: Any
+) -> datasets.DatasetDict:
+    """lm-eval ``custom_dataset`` hook: the held-out file's assistant messages.
+    ``heldout_language`` (``heldout_langadapt_<code>``): its spec's ``heldout_file`` is the
+    default; ``heldout_spec``: a language of the user's own (``langadapt language-yamls``)."""
+    if heldout_spec:
+        register(heldout_spec)
+    path = heldout_file(metadata, heldout_language)
     try:
         tokenizer = tokenizer_for(metadata, METADATA_TOKENIZER)
     except OSError as err:

@@ -64,6 +64,7 @@ SPEC_KEYS = (
     "judge_prompts",
     "questions",
     "multiple_choice",
+    "heldout_file",
 )
 QUESTIONS_KEYS = ("local", "file", "hub")
 HUB_KEYS = ("repo", "question", "reference")
@@ -126,6 +127,8 @@ class LanguageSpec:
     hub: dict[str, str] = field(default_factory=dict)
     # An lm-eval task/group name, or the language's own questions (see mc_task).
     multiple_choice: str | MultipleChoice | None = None
+    # heldout_langadapt_<code>'s file when none is named (a heldout.jsonl of langadapt-train).
+    heldout_file: Path | None = None
     builtin: bool = False
 
     @property
@@ -328,6 +331,10 @@ def parse_spec(path: Path, builtin: bool = False) -> LanguageSpec:
     local = questions.get("local")
     if not (local or file or hub):
         raise LanguageSpecError(f"{path}: 'questions' names no source (local, file or hub)")
+    heldout = data.get("heldout_file")
+    heldout_path = (path.parent / str(heldout)).resolve() if heldout else None
+    if heldout_path is not None and not heldout_path.is_file():
+        raise LanguageSpecError(f"{path}: heldout_file {heldout} not found")
     fidelity = data.get("fidelity")
     # YAML 1.1 reads a bare ``off`` as False: that is the documented "off", not "unset".
     fidelity = FIDELITY_OFF if fidelity is False else str(fidelity or code)
@@ -351,6 +358,7 @@ def parse_spec(path: Path, builtin: bool = False) -> LanguageSpec:
         file=file,
         hub={str(k): str(v) for k, v in hub.items()},
         multiple_choice=_multiple_choice(data.get("multiple_choice"), path),
+        heldout_file=heldout_path,
         builtin=builtin,
     )
 

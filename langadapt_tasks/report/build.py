@@ -10,6 +10,8 @@ from typing import Any
 from langadapt_tasks.benchmarks.mtbench import CATEGORIES as MT_CATEGORIES
 from langadapt_tasks.benchmarks.scoring import TURKISHMMLU
 from langadapt_tasks.report import charts, grouped, render
+from langadapt_tasks.report.bought import bought_table
+from langadapt_tasks.report.heldout import heldout_table
 from langadapt_tasks.report.identity import Identity
 from langadapt_tasks.report.inputs import collect
 from langadapt_tasks.report.tables import (
@@ -37,6 +39,7 @@ def build_report(
     unavailable: dict[str, str] | None = None,
     identities: dict[str, Identity] | None = None,
     compare: str | None = None,
+    extra: list[tuple[str, list[Table]]] | None = None,
 ) -> dict[str, Any]:
     """Write the report under ``out``; return what was written and the notes.
 
@@ -44,7 +47,8 @@ def build_report(
     as "not available" in the knowledge table. ``identities`` (model name -> its place in the
     grid) lays the tables out per model and language like the study's, adds the view across
     models and one chart per language; ``compare="published"`` (needs ``identities``) sets the
-    study's published figures beside ours. Raises ``ValueError`` when nothing usable is left
+    study's published figures beside ours; ``extra``: sections the caller adds at the end
+    (the study's tokenizer cost). Raises ``ValueError`` when nothing usable is left
     (the notes say why) or the arguments contradict each other.
     """
     if compare not in (None, "published"):
@@ -57,7 +61,7 @@ def build_report(
     models, notes = collect(inputs, names)
     if not models:
         raise ValueError(
-            "no CMMLU, TurkishMMLU, MT-Bench or multiple-choice results to report:\n  "
+            "no CMMLU, TurkishMMLU, MT-Bench, multiple-choice or held-out results to report:\n  "
             + "\n  ".join(notes or ["no inputs"])
         )
     if baseline is None:
@@ -82,19 +86,39 @@ def build_report(
     mc = [t for t in [mc_table(models, metric)] if t is not None]
     if mc:
         sections.append(("Multiple choice", mc))
+    held = [t for t in [heldout_table(models)] if t is not None]
+    if held:
+        sections.append(("Held-out loss", held))
     compared = [*knowledge, *cmmlu, *turkish, *mt, *mc]
     deltas = [d for t in compared if (d := delta_table(t, baseline)) is not None]
     if deltas:
         sections.append((f"Differences to the baseline ({baseline})", deltas))
+    by_key = {t.key: t for t in [*cmmlu, *turkish, *mt, *mc, *held]}
+    if identities is None:
+        languages = [
+            *(held[0].columns if held else []),
+            *(t.key.removeprefix("mtbench_") for t in mt),
+        ]
+        ledger = [
+            bought_table(lang, list(models), baseline, by_key, models, f"_{lang}")
+            for lang in dict.fromkeys(languages)
+            if not lang.endswith("_turn2")
+        ]
+        if ledger := [t for t in ledger if t is not None]:
+            sections.insert(0, ("Bought and cost", ledger))
     groups: list[grouped.Group] = []
     if identities is not None:
         lost = [k for k in identities if k not in models]
         notes += [f"{k}: an identity, but no results among the inputs" for k in lost]
         who = grouped.complete(models, identities)
-        flat = [*cmmlu, *turkish, *mt, *mc]
+        flat = [*cmmlu, *turkish, *mt, *mc, *held]
         groups = grouped.build_groups(models, who, flat, metric)
         sections = [("Knowledge: CMMLU and TurkishMMLU", knowledge)] if knowledge else []
-        sections += grouped.sections(groups, models, who, baseline, compare == "published")
+        laid_out = grouped.sections(groups, models, who, baseline, compare == "published")
+        for group, (heading, tables) in zip(groups, laid_out, strict=True):
+            base = grouped.group_baseline(group, baseline, who)
+            first = bought_table(group.language, group.members, base, by_key, models, group.suffix)
+            sections.append((heading, [first, *tables] if first is not None else tables))
         if across := grouped.across(groups, who):
             sections.append(("Across models: best adapter vs. base and instruct", across))
         notes += grouped.unshown(flat, groups, who)
@@ -110,6 +134,9 @@ def build_report(
     if grid:
         for lang, items in grouped.language_charts(groups).items():
             pngs.append(charts.panels(items, out / f"language_{lang}.png"))
+    if held:
+        ylabel = "bits per byte (lower is better)"
+        pngs.append(charts.bars(held, held[0].columns, ylabel, out / "heldout.png"))
     if cmmlu and not grid:
         pngs.append(charts.bars(cmmlu, CMMLU_COLUMNS, "accuracy (%)", out / "cmmlu.png"))
     if turkish and not grid:
@@ -145,6 +172,7 @@ def build_report(
             charts.bars([merged], merged.columns, "fidelity (%)", out / "fidelity.png", 100)
         )
 
+    sections += [(heading, tables) for heading, tables in extra or [] if tables]
     tables = [t for _, ts in sections for t in ts]
     files = {
         "markdown": out / "report.md",

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from langadapt_tasks.benchmarks.mtbench import CATEGORIES as MT_CATEGORIES
 from langadapt_tasks.benchmarks.scoring import TURKISHMMLU
 from langadapt_tasks.report.compare import published_table
+from langadapt_tasks.report.heldout import KEY as HELDOUT_KEY
+from langadapt_tasks.report.heldout import heldout_table
 from langadapt_tasks.report.identity import BASE, INSTRUCT, Identity
 from langadapt_tasks.report.inputs import Model
 from langadapt_tasks.report.tables import (
@@ -27,6 +29,7 @@ from langadapt_tasks.report.tables import (
     cmmlu_tables,
     delta_table,
     mc_table,
+    minus,
     mtbench_groups,
     mtbench_table,
 )
@@ -78,12 +81,13 @@ def _tables(sub: dict[str, Model], language: str, metric: str) -> list[Table]:
         if group.removeprefix("mtbench_langadapt_").removesuffix("_mt") == language:
             table = mtbench_table(sub, group)
             tables += [table] if table.rows else []
-    mc = mc_table(sub, metric)
-    if mc is not None and language in mc.columns:
-        i = mc.columns.index(language)
-        rows = {n: [cells[i]] for n, cells in mc.rows.items() if cells[i].value is not None}
-        if rows:
-            tables.append(Table(mc.key, mc.title, [language], [mc.kinds[i]], rows, mc.notes))
+    for table in (mc_table(sub, metric), heldout_table(sub)):
+        if table is not None and language in table.columns:
+            i = table.columns.index(language)
+            rows = {n: [cells[i]] for n, cells in table.rows.items() if cells[i].value is not None}
+            if rows:
+                kind = [table.kinds[i]]
+                tables.append(Table(table.key, table.title, [language], kind, rows, table.notes))
     return tables
 
 
@@ -94,7 +98,7 @@ def build_groups(
     them; the groups' tables are keyed apart (``<key>__<model>_<language>``)."""
     languages: list[str] = []
     found = [i.language for i in identities.values()] + [table_language(t.key) for t in flat]
-    found += [c for t in flat if t.key == "multiple_choice" for c in t.columns]
+    found += [c for t in flat if t.key in ("multiple_choice", "heldout") for c in t.columns]
     for lang in found:
         if lang and lang not in languages:
             languages.append(lang)
@@ -139,7 +143,9 @@ def sections(
     for group in groups:
         tables = list(group.tables.values())
         base = group_baseline(group, baseline, identities)
-        tables += [d for t in group.tables.values() if (d := delta_table(t, base)) is not None]
+        # Held-out differences are paired, in the group's bought-and-cost table (report.bought).
+        diffs = [t for k, t in group.tables.items() if k != HELDOUT_KEY]
+        tables += [d for t in diffs if (d := delta_table(t, base)) is not None]
         if compare:
             wanted = {"cmmlu_lm_eval": "cmmlu", f"mtbench_{group.language}": "mtbench"}
             for key, bench in wanted.items():
@@ -159,13 +165,6 @@ def _headline(key: str, language: str) -> str | None:
     if key in (f"mtbench_{language}", f"mtbench_{language}_turn2"):
         return "mean"
     return language if key == "multiple_choice" else None
-
-
-def _minus(a: Cell, b: Cell) -> Cell:
-    if a.value is None or b.value is None:
-        return Cell(None)
-    both = a.stderr is not None and b.stderr is not None
-    return Cell(a.value - b.value, (a.stderr**2 + b.stderr**2) ** 0.5 if both else None)
 
 
 def across(groups: list[Group], identities: Mapping[str, Identity]) -> list[Table]:
@@ -201,7 +200,7 @@ def across(groups: list[Group], identities: Mapping[str, Identity]) -> list[Tabl
                 if scored:
                     top = max(scored, key=lambda n: cell[n].value or 0.0)
                     best = Cell(cell[top].value, cell[top].stderr, identities[top].variant)
-                row = [base, instruct, best, _minus(best, base), _minus(best, instruct)]
+                row = [base, instruct, best, minus(best, base), minus(best, instruct)]
                 if any(c.value is not None for c in row):
                     table.rows[group.model or "model"] = row
             if table.rows:

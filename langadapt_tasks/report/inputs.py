@@ -19,8 +19,11 @@ from typing import Any
 from langadapt_tasks.judge.verdicts import VERDICT_GLOB
 
 # Results keys that belong to the report: CMMLU and TurkishMMLU groups and subjects,
-# MT-Bench groups and categories (any language, turn 1 and 2), languages' own tasks.
-OUR_TASKS = re.compile(r"^(cmmlu_langadapt|turkishmmlu_langadapt|mtbench_langadapt_|mc_langadapt_)")
+# MT-Bench groups and categories (any language, turn 1 and 2), languages' own tasks,
+# held-out loss.
+OUR_TASKS = re.compile(
+    r"^(cmmlu_langadapt|turkishmmlu_langadapt|mtbench_langadapt_|mc_langadapt_|heldout_langadapt)"
+)
 # Folder names too generic to name an adapter by themselves.
 _GENERIC = {"final", "adapter", "adapters", "best", "model", "lora", "output", "out"}
 
@@ -178,7 +181,8 @@ def collect(
                 shown = ", ".join(sorted(run.tasks)[:5]) or "none"
                 notes.append(
                     f"{path}: results of other tasks ({shown}), not of cmmlu_langadapt, "
-                    "turkishmmlu_langadapt, mtbench_langadapt_* or mc_langadapt_*; skipped"
+                    "turkishmmlu_langadapt, mtbench_langadapt_*, mc_langadapt_* or "
+                    "heldout_langadapt*; skipped"
                 )
                 continue
             if positional:
@@ -219,6 +223,7 @@ def _summary(tasks: list[str]) -> str:
         "turkishmmlu": "TurkishMMLU",
         "mtbench": "MT-Bench",
         "mc": "multiple choice",
+        "heldout": "held-out loss",
     }
     heads = sorted({kinds[t.split("_", 1)[0]] for t in tasks})
     return " and ".join(heads) + f", {len(tasks)} task(s)"

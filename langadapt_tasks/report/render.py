@@ -17,7 +17,7 @@ def fmt(cell: Cell, kind: str, signed: bool = False) -> str:
     if kind == "count":
         text = f"{cell.value:.0f}"
     else:
-        factor, digits = {"pct": (100, 1), "pct2": (100, 2)}.get(kind, (1, 2))
+        factor, digits = {"pct": (100, 1), "pct2": (100, 2), "bpb": (1, 3)}.get(kind, (1, 2))
         sign = "+" if signed else ""
         text = f"{factor * cell.value:{sign}.{digits}f}"
         if cell.stderr is not None:

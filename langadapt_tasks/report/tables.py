@@ -49,7 +49,9 @@ class Table:
     key: str
     title: str
     columns: list[str]
-    kinds: list[str]  # "pct" (a share, shown x100), "pct2" (the same, 2 decimals), "score", "count"
+    # "pct" (a share, shown x100), "pct2" (the same, 2 decimals), "score", "count", "bpb"
+    # (bits per byte, 3 decimals)
+    kinds: list[str]
     rows: dict[str, list[Cell]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     scale: tuple[float, float] | None = None
@@ -79,6 +81,15 @@ def _num(value: Any) -> float | None:
 def _sem(values: list[float]) -> float | None:
     """Standard error of a mean (None below two values)."""
     return stdev(values) / math.sqrt(len(values)) if len(values) > 1 else None
+
+
+def minus(a: Cell, b: Cell) -> Cell:
+    """``a − b``, the standard errors combined as independent."""
+    if a.value is None or b.value is None:
+        return Cell(None)
+    if a.stderr is None or b.stderr is None:
+        return Cell(a.value - b.value)
+    return Cell(a.value - b.value, math.hypot(a.stderr, b.stderr))
 
 
 def _leaderboard_stderr(
@@ -433,17 +444,6 @@ def delta_table(table: Table, baseline: str) -> Table | None:
     for name, cells in table.rows.items():
         if name == baseline:
             continue
-        row = []
-        for i in keep:
-            a, b = cells[i], base[i]
-            if a.value is None or b.value is None:
-                row.append(Cell(None))
-                continue
-            se = (
-                math.sqrt(a.stderr**2 + b.stderr**2)
-                if a.stderr is not None and b.stderr is not None
-                else None
-            )
-            row.append(Cell(a.value - b.value, se))
+        row = [minus(cells[i], base[i]) for i in keep]
         out.rows[name] = row
     return out

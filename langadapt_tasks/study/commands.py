@@ -22,22 +22,20 @@ from langadapt_tasks.study.engines import (
 )
 from langadapt_tasks.study.engines import model_args as engine_model_args
 from langadapt_tasks.study.grid import GridLanguage, GridModel, label
+from langadapt_tasks.study.heldout import heldout_runs
+from langadapt_tasks.study.layout import (
+    HELDOUT_DIR,
+    KNOWLEDGE_DIR,
+    MTBENCH_DIR,
+    TURN2_DIR,
+    EvalRun,
+    adapter_dir,
+    eval_dir,
+)
 
-TURN2_DIR = "turn2"
-MTBENCH_DIR = "mtbench"
-KNOWLEDGE_DIR = "knowledge"
-SUBRUNS = (MTBENCH_DIR, TURN2_DIR, KNOWLEDGE_DIR)
+SUBRUNS = (MTBENCH_DIR, TURN2_DIR, KNOWLEDGE_DIR, HELDOUT_DIR)
 # A turn-1 MT-Bench task: a language's group, or one of its categories.
 _MT_TURN1 = re.compile(rf"^mtbench_langadapt_([a-z][a-z0-9]{{1,7}})(?:_({'|'.join(CATEGORIES)}))?$")
-
-
-def adapter_dir(cfg: StudyConfig, preset: str, model: str = "", language: str = "") -> Path:
-    """Where a cell's adapter is trained: ``adapters/<model>/<language>/<preset>``."""
-    return cfg.output / "adapters" / label(model, language, preset)
-
-
-def eval_dir(cfg: StudyConfig, name: str) -> Path:
-    return cfg.output / "eval" / name
 
 
 @dataclass(frozen=True)
@@ -127,17 +125,6 @@ def turn2_tasks(tasks: list[str]) -> list[str]:
     return out
 
 
-@dataclass(frozen=True)
-class EvalRun:
-    """One ``lm_eval`` run of a model: its folder, tasks and few-shot setting."""
-
-    name: str  # "main", "mtbench" (MT-Bench apart from num_fewshot) or "turn2"
-    folder: Path
-    tasks: list[str]
-    num_fewshot: int | None
-    metadata: dict[str, str]
-
-
 def is_mtbench(task: str) -> bool:
     return task.startswith("mtbench_langadapt_")
 
@@ -168,7 +155,7 @@ def eval_runs(cfg: StudyConfig, model: ModelSpec | str, added: Sequence[str] = (
         runs.append(EvalRun(TURN2_DIR, out / TURN2_DIR, second, None, {METADATA_TURN1: str(turn1)}))
     if added:
         runs.append(EvalRun(KNOWLEDGE_DIR, out / KNOWLEDGE_DIR, list(added), cfg.num_fewshot, {}))
-    return runs
+    return runs + heldout_runs(cfg, model)
 
 
 def _model_args(model: ModelSpec) -> str:
@@ -187,13 +174,13 @@ def lm_eval_command(cfg: StudyConfig, model: ModelSpec, ev: EvalRun) -> list[str
     args += ["--output_path", str(ev.folder), "--log_samples"]
     # lm-eval's request cache: a crashed evaluation resumes where it stopped.
     args += ["--use_cache", str(ev.folder / "lm_cache" / "requests")]
-    if cfg.limit is not None:
+    if cfg.limit is not None and not ev.heldout:
         args += ["--limit", str(cfg.limit)]
     if ev.num_fewshot is not None:
         args += ["--num_fewshot", str(ev.num_fewshot)]
-    if cfg.gen_kwargs:
+    if cfg.gen_kwargs and not ev.heldout:
         args += ["--gen_kwargs", cfg.gen_kwargs]
-    if cfg.apply_chat_template:
+    if cfg.apply_chat_template and not ev.heldout:
         args.append("--apply_chat_template")
     # Generation only: the judge step judges the saved answers (cached, resumable).
     return [*args, "--metadata", json.dumps({"judge": "off", **ev.metadata}), *cfg.lm_eval_args]
@@ -204,10 +191,10 @@ def request(cfg: StudyConfig, model: ModelSpec, ev: EvalRun) -> dict[str, Any]:
     return {
         "model_args": _model_args(model),
         "tasks": ev.tasks,
-        "limit": cfg.limit,
+        "limit": None if ev.heldout else cfg.limit,
         "num_fewshot": ev.num_fewshot,
-        "gen_kwargs": cfg.gen_kwargs,
-        "apply_chat_template": cfg.apply_chat_template,
+        "gen_kwargs": None if ev.heldout else cfg.gen_kwargs,
+        "apply_chat_template": cfg.apply_chat_template and not ev.heldout,
         "lm_eval_args": cfg.lm_eval_args,
         "metadata": ev.metadata,
         # hf and langadapt-hf give the same scores (within 1e-4), in any number of

@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from langadapt_tasks.benchmarks.heldout import METADATA_FILE
 from langadapt_tasks.judge.verdicts import Coverage, coverage
 from langadapt_tasks.report import Identity, build_report
 from langadapt_tasks.study.adapter_check import loglikelihoods, unchanged
@@ -64,6 +65,7 @@ from langadapt_tasks.study.records import (
     read_marker,
     record,
 )
+from langadapt_tasks.study.tokenizer_cost import cost_table
 from langadapt_train.outputs import is_finished
 
 Runner = Callable[[list[str], dict[str, str]], int]
@@ -171,6 +173,10 @@ def evaluate(
             _log(f"{what}: the recorded run was asked for other settings or lost files; redoing")
         if model.peft and not Path(model.peft, "adapter_config.json").is_file():
             raise StudyError(f"evaluate {model.label}: no adapter in {model.peft}; train it first")
+        rows = ev.metadata.get(METADATA_FILE)
+        if rows and not Path(rows).is_file():  # written by training, which has not run
+            _log(f"{what}: no held-out rows yet ({rows}: train first); skipped")
+            continue
         ev.folder.mkdir(parents=True, exist_ok=True)
         (ev.folder / MARKER).unlink(missing_ok=True)
         before = own_results(ev)
@@ -324,7 +330,7 @@ def run_study(
             problems = [p for model in evaluated if (p := judge(cfg, model, env, run))]
     report = None
     if "report" in steps:
-        report = _report(cfg, evaluated, added or Added(cfg, env))
+        report = _report(cfg, evaluated, added or Added(cfg, env), named, env)
     if problems:
         raise JudgeIncomplete(problems, report)
     return report
@@ -347,7 +353,13 @@ def identities(
     return out
 
 
-def _report(cfg: StudyConfig, evaluated: list[ModelSpec], added: Added) -> dict[str, Any]:
+def _report(
+    cfg: StudyConfig,
+    evaluated: list[ModelSpec],
+    added: Added,
+    named: dict[str, str],
+    env: dict[str, str],
+) -> dict[str, Any]:
     inputs = report_inputs(cfg, evaluated, added)
     if not inputs:
         raise StudyError("no model has been evaluated yet: nothing to report")
@@ -356,6 +368,7 @@ def _report(cfg: StudyConfig, evaluated: list[ModelSpec], added: Added) -> dict[
     if cfg.is_grid and cfg.baseline not in labels:  # a variant: the first model's own
         first = label(next(iter(cfg.models)), cfg.baseline)
         baseline = first if first in labels else baseline
+    cost = cost_table(cfg, named, env.get("LANGADAPT_MTBENCH_DIR"))
     # The grid's layout (per model and language) and the published figures need to know
     # which model, variant and language each label is.
     laid_out = cfg.is_grid or cfg.compare is not None
@@ -368,6 +381,7 @@ def _report(cfg: StudyConfig, evaluated: list[ModelSpec], added: Added) -> dict[
         unavailable=added.all.unavailable,
         identities=identities(cfg, evaluated, inputs) if laid_out else None,
         compare=cfg.compare,
+        extra=[("Tokenizer cost", [t for t in [cost] if t is not None])],
     )
     for model in evaluated:
         if model.label not in inputs:

@@ -226,6 +226,9 @@ class Built:
     heldout: list[Messages]
     sources: list[SourceReport]
     dropped: list[dict[str, Any]]  # decontamination report rows
+    # Training rows left out because a held-out row has the same text (dedup off, or the
+    # same conversation in two sources): the held-out rows are never trained on.
+    heldout_copies: int = 0
 
 
 def _rows(entry: SourceEntry) -> Iterator[Any]:
@@ -325,10 +328,18 @@ def build(
     n_held = round(len(mixed) * held) if 0 < held < 1 else int(held)
     if n_held >= len(mixed):
         raise MixError(f"heldout={held:g} leaves no training rows out of {len(mixed)}")
+    held_keys = {_fingerprint(m) for m in mixed[:n_held]}
+    train = [m for m in mixed[n_held:] if _fingerprint(m) not in held_keys]
+    copies = len(mixed) - n_held - len(train)
+    if not train:
+        raise MixError(f"every training row repeats a held-out row (heldout={held:g})")
     prompt = spec.system_prompt if system_prompt is None else system_prompt
     if prompt:
-        mixed = [
-            m if m[0]["role"] == "system" else [{"role": "system", "content": prompt}, *m]
-            for m in mixed
-        ]
-    return Built(spec, mixed[n_held:], mixed[:n_held], reports, dropped)
+        system = [{"role": "system", "content": prompt}]
+        train, held_rows = (
+            [m if m[0]["role"] == "system" else [*system, *m] for m in rows]
+            for rows in (train, mixed[:n_held])
+        )
+    else:
+        held_rows = mixed[:n_held]
+    return Built(spec, train, held_rows, reports, dropped, copies)
