@@ -135,6 +135,21 @@ def test_train_step_runs_the_sweep_once_and_skips_finished_presets(tmp_path: Pat
         assert [a[a.index("--presets") + 1] for a in calls] == (
             ["r16-a48"] if preset == "r8-a32" else []
         )
+    # A finished preset trained with other settings (its saved langadapt_train.yaml) stops
+    # the study, naming the folder and the setting; nothing is deleted or retrained.
+    stale = tmp_path / "out" / "adapters" / "r16-a48"
+    (stale / "langadapt_train.yaml").write_text("max_steps: 3\npacking: false\n", "utf-8")
+    calls.clear()
+    with pytest.raises(
+        StudyError,
+        match=r"r16-a48 was trained with other settings \(max_steps: "
+        r"trained with 3, asked for 4\)\. Delete that folder",
+    ):
+        run_study(cfg, ["train"], run=fake)
+    assert calls == [] and (stale / "training_complete.json").is_file()
+    (stale / "langadapt_train.yaml").write_text("max_steps: 4.0\npacking: false\n", "utf-8")
+    run_study(cfg, ["train"], run=fake)  # the same settings, as YAML wrote them: done
+    assert calls == []
     # An lm_eval that exits 0 without writing results is not a finished evaluation.
     with pytest.raises(StudyError, match="exited 0 but wrote 0 results files"):
         run_study(cfg, ["evaluate"], run=fake)

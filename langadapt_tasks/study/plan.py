@@ -33,6 +33,7 @@ from langadapt_tasks.study.commands import (
 from langadapt_tasks.study.config import ModelSpec, StudyConfig, judge_sources
 from langadapt_tasks.study.engines import EngineError, executable
 from langadapt_tasks.study.records import finished
+from langadapt_tasks.study.trained import changed_settings
 from langadapt_train.outputs import is_finished
 
 # MT-Bench has 80 questions, 10 per category (a language's own question file may differ).
@@ -84,6 +85,13 @@ def _train_step(cfg: StudyConfig, cell: TrainCell) -> tuple[Step, int]:
     todo = [p for p in cfg.presets if not is_finished(cell.adapter(cfg, p))]
     presets = todo or cfg.presets
     note = ("to do: " if todo else "done: ") + ", ".join(presets)
+    stale = [
+        p
+        for p in cfg.presets
+        if p not in todo and changed_settings(cell.adapter(cfg, p), cell.overrides)
+    ]
+    if stale:
+        note += f"; trained with other settings, the study stops there: {', '.join(stale)}"
     return Step("train", cell.name, tuple(train_command(cfg, cell, presets)), not todo, note), len(
         todo
     )

@@ -66,6 +66,7 @@ from langadapt_tasks.study.records import (
     record,
 )
 from langadapt_tasks.study.tokenizer_cost import cost_table
+from langadapt_tasks.study.trained import changed_settings
 from langadapt_train.outputs import is_finished
 
 Runner = Callable[[list[str], dict[str, str]], int]
@@ -126,7 +127,14 @@ def train(cfg: StudyConfig, cell: TrainCell, env: dict[str, str], run: Runner) -
     todo = [p for p in cfg.presets if not is_finished(cell.adapter(cfg, p))]
     for preset in cfg.presets:
         if preset not in todo:
-            _log(f"train {label(cell.name, preset)}: done ({cell.adapter(cfg, preset)})")
+            adapter = cell.adapter(cfg, preset)
+            if changed := changed_settings(adapter, cell.overrides):
+                raise StudyError(
+                    f"train {label(cell.name, preset)}: {adapter} was trained with other "
+                    f"settings ({'; '.join(changed)}). Delete that folder to train it with "
+                    "the study's settings, or set them back; nothing was deleted"
+                )
+            _log(f"train {label(cell.name, preset)}: done ({adapter})")
     if todo and run(train_command(cfg, cell, todo), env) != 0:
         raise StudyError(
             f"training {cell.name} failed; rerun the study to resume from the last checkpoint"
