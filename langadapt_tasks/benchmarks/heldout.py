@@ -20,10 +20,17 @@ from typing import Any
 from langadapt_tasks.languages import spec
 
 METADATA_FILE = "heldout_file"  # lm_eval --metadata '{"heldout_file": PATH}'
+METADATA_TOKENIZER = "heldout_tokenizer"  # the tokenizer whose chat template renders contexts
+TASK = "heldout_langadapt"
 ENV_FILE = "LANGADAPT_HELDOUT_FILE"
 ROLES = ("system", "user", "assistant")
 
 Messages = list[dict[str, str]]
+
+
+def task_name(language: str = "") -> str:
+    """``heldout_langadapt_<code>`` of a language; the generic ``heldout_langadapt`` for ""."""
+    return f"{TASK}_{language}" if language else TASK
 
 
 class HeldoutDataError(ValueError):
@@ -33,7 +40,7 @@ class HeldoutDataError(ValueError):
 def heldout_file(metadata: dict[str, Any], language: str | None = None) -> Path:
     """The file named by ``--metadata heldout_file``, else ``LANGADAPT_HELDOUT_FILE``, else
     (``heldout_langadapt_<language>``) the language spec's ``heldout_file``."""
-    task = f"heldout_langadapt_{language}" if language else "heldout_langadapt"
+    task = task_name(language or "")
     named = metadata.get(METADATA_FILE) or os.environ.get(ENV_FILE)
     if not named and language:
         named = spec.get(language).heldout_file

@@ -3,13 +3,10 @@ language specs (``_heldout_yaml`` is the hand-written template they include)."""
 
 from __future__ import annotations
 
+from langadapt_tasks.benchmarks.heldout import task_name
 from langadapt_tasks.languages.spec import LanguageSpec, builtin_specs
 
 TEMPLATE = "_heldout_yaml"
-
-
-def task_name(code: str) -> str:
-    return f"heldout_langadapt_{code}"
 
 
 def heldout_config(spec: LanguageSpec) -> dict[str, dict]:

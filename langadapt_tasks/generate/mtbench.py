@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from langadapt_tasks.benchmarks.heldout import task_name
 from langadapt_tasks.benchmarks.mtbench import CATEGORIES, group_name, read_questions
-from langadapt_tasks.generate.heldout import TEMPLATE, heldout_config, task_name
+from langadapt_tasks.generate.heldout import TEMPLATE, heldout_config
 from langadapt_tasks.generate.multiple_choice import mc_configs
 from langadapt_tasks.generate.render import group_config, render, write_folder
 from langadapt_tasks.languages.spec import (

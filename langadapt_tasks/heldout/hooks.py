@@ -20,6 +20,7 @@ import datasets
 
 from langadapt_tasks.benchmarks.heldout import (
     METADATA_FILE,
+    METADATA_TOKENIZER,
     HeldoutDataError,
     heldout_file,
     read_rows,
@@ -28,8 +29,6 @@ from langadapt_tasks.benchmarks.heldout import (
 from langadapt_tasks.benchmarks.mcdata import quiet_custom_dataset_hint
 from langadapt_tasks.benchmarks.tokenizers import tokenizer_for
 from langadapt_tasks.languages.spec import register
-
-METADATA_TOKENIZER = "heldout_tokenizer"
 
 quiet_custom_dataset_hint()
 

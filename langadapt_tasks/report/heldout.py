@@ -11,11 +11,13 @@ same documents (same rows, same rendered contexts) is paired: the same formula o
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from langadapt_tasks.benchmarks.heldout import task_name
 from langadapt_tasks.files import iter_jsonl
 from langadapt_tasks.report.inputs import Model
 from langadapt_tasks.report.tables import Cell, Table, minus
@@ -36,7 +38,7 @@ def language(task: str) -> str | None:
 
 
 def task_of(column: str) -> str:
-    return "heldout_langadapt" + ("" if column == GENERIC else f"_{column}")
+    return task_name("" if column == GENERIC else column)
 
 
 def scored(model: Model, task: str) -> Scored | None:
@@ -45,13 +47,21 @@ def scored(model: Model, task: str) -> Scored | None:
     path = run.samples_file(task) if run is not None else None
     if path is None:
         return None
+    stat = path.stat()
+    return _read(path, stat.st_size, stat.st_mtime_ns) or None
+
+
+@functools.lru_cache(maxsize=64)
+def _read(path: Path, size: int, mtime_ns: int) -> Scored:
+    """One samples file, read once however many tables and differences use it (``size`` and
+    ``mtime_ns`` key the cache, so a rewritten file is read again)."""
     out: Scored = {}
-    for _, sample in iter_jsonl(Path(path), ValueError):
+    for _, sample in iter_jsonl(path, ValueError):
         value = sample.get("bits_per_byte")
         if isinstance(value, list) and len(value) == 2 and isinstance(sample.get("doc_id"), int):
             loglik, size = value
             out[sample["doc_id"]] = (str(sample.get("doc_hash")), -loglik / math.log(2), size)
-    return out or None
+    return out
 
 
 def ratio_stderr(bits: list[float], sizes: list[int]) -> float | None:

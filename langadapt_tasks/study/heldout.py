@@ -13,20 +13,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from langadapt_tasks.benchmarks.heldout import METADATA_FILE
-from langadapt_tasks.heldout.hooks import METADATA_TOKENIZER
+from langadapt_tasks.benchmarks.heldout import METADATA_FILE, METADATA_TOKENIZER, task_name
 from langadapt_tasks.languages.spec import builtin_specs
 from langadapt_tasks.study.config import ModelSpec, StudyConfig
 from langadapt_tasks.study.grid import VARIANTS
 from langadapt_tasks.study.layout import HELDOUT_DIR, EvalRun, adapter_dir, eval_dir
 from langadapt_train.outputs import HELDOUT
 
-GENERIC_TASK = "heldout_langadapt"
-
 
 def task(code: str) -> str:
     """The language's task; a code without a shipped spec takes the generic one."""
-    return f"{GENERIC_TASK}_{code}" if code in builtin_specs() else GENERIC_TASK
+    return task_name(code if code in builtin_specs() else "")
 
 
 def source(cfg: StudyConfig, model: str, code: str) -> Path | None:
