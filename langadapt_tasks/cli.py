@@ -62,7 +62,7 @@ def _cmd_judge(args: argparse.Namespace) -> int:
 
     settings = resolve({k: v for k, v in vars(args).items() if k.startswith("judge_")})
     try:
-        report = rejudge(args.samples, settings, progress=not args.json)
+        report = rejudge(args.samples, settings, progress=not args.json, languages=args.languages)
     except JudgeStopped as err:
         print(f"langadapt judge: error: {err}", file=sys.stderr)
         return 2
@@ -190,6 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         nargs="+",
         help="samples_mtbench_langadapt_*.jsonl files, or directories holding them",
+    )
+    p.add_argument(
+        "--languages",
+        type=lambda text: [c.strip() for c in text.split(",") if c.strip()],
+        help="judge only these languages' answers, e.g. zh,tr (default: every language "
+        "found); answers in several languages with different rubrics are judged one "
+        "call per rubric",
     )
     p.add_argument("--judge-model", dest="judge_model", help="judge model (LANGADAPT_JUDGE_MODEL)")
     p.add_argument(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +65,45 @@ def local_dir(
         source = f"--metadata {key}" if from_metadata else env
         raise error(f"{source}={value}: no such directory")
     return root
+
+
+def download_once(url: str, folder: str, error: type[Exception], hint: str) -> Path:
+    """``url`` saved once under ``$LANGADAPT_HOME/<folder>/`` (atomic rename); a failed
+    download raises ``error`` with ``hint`` (where a local copy can be given instead)."""
+    import hashlib
+    import urllib.request
+
+    name = hashlib.sha256(url.encode("utf-8")).hexdigest()[:16] + "-" + url.rsplit("/", 1)[-1]
+    target = home() / folder / name
+    if target.is_file():
+        return target
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            body = response.read()
+    except OSError as err:
+        raise error(f"{url} could not be downloaded ({err}). {hint}") from None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    partial.write_bytes(body)
+    partial.replace(target)
+    return target
+
+
+def offline(env: Mapping[str, str] | None = None) -> bool:
+    """Whether ``env`` (default: this process's) turns the Hugging Face Hub, and with it
+    langadapt's own downloads, off."""
+    env = os.environ if env is None else env
+    flags = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+    return any(env.get(v, "").strip().upper() in ("1", "ON", "YES", "TRUE") for v in flags)
+
+
+@functools.cache
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be fetched now (a quick HEAD request), or None."""
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=10).close()
+    except OSError as err:
+        return f"{type(err).__name__}: {err}"
+    return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import itertools
 import json
 import os
 import subprocess
@@ -75,6 +77,31 @@ def mt_bench_dir() -> Path:
 @pytest.fixture(scope="session")
 def sft_dir() -> Path:
     return _data("sft")
+
+
+def write_mmlu(root: Path, subjects: list[str], test_rows: int = 2) -> Path:
+    """A made-up MMLU in its CSV release's layout (``dev/<subject>_dev.csv``: five shots,
+    ``test/<subject>_test.csv``; no header; ``question,A,B,C,D,answer``), with what real rows
+    have: commas and quotes in a question, a number as a choice, spaces around a question."""
+    for subject, (split, n) in itertools.product(subjects, (("dev", 5), ("test", test_rows))):
+        folder = root / split
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / f"{subject}_{split}.csv").open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh)
+            for i in range(n):
+                words = subject.replace("_", " ")
+                question = f' Made-up {split} question {i} on {words}, "quoted", and so on? '
+                choices = [f"{words} {letter}{i}" for letter in "ABC"] + [f"0.{i}0"]
+                writer.writerow([question, *choices, "ABCD"[(i + len(subject)) % 4]])
+    return root
+
+
+@pytest.fixture(scope="session")
+def mmlu_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A made-up copy of every MMLU subject (lm-eval's list), in the CSV release's layout."""
+    from langadapt_tasks.benchmarks.mmlu_subjects import SUBJECTS
+
+    return write_mmlu(tmp_path_factory.mktemp("mmlu"), list(SUBJECTS))
 
 
 def _run_root(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -7,7 +7,7 @@ Every folder is one layer; the package root holds the common modules and the ent
 1. ``languages/``: language specs and the judge rubrics' records
 2. ``benchmarks/``: the benchmarks' data, subject tables, fidelity, scores
 3. ``judge/``
-4. lm-eval hooks (``cmmlu/``, ``mtbench/``, ``turkishmmlu/``), the shared-prefix model
+4. lm-eval hooks (``cmmlu/``, ``mmlu/``, ``mtbench/``, ``turkishmmlu/``), the shared-prefix model
    backend (``backend/``) and the generators (``generate/``)
 5. ``report/``, and the trainer (``langadapt_train/``)
 6. ``study/``
@@ -37,6 +37,7 @@ FOLDERS: dict[str, int] = {
     "langadapt_tasks/cmmlu": 4,
     "langadapt_tasks/mtbench": 4,
     "langadapt_tasks/turkishmmlu": 4,
+    "langadapt_tasks/mmlu": 4,
     "langadapt_tasks/backend": 4,
     "langadapt_tasks/generate": 4,
     "langadapt_tasks/heldout": 4,

@@ -105,7 +105,7 @@ def make_language(root: Path) -> Path:
 
 def test_shipped_languages_are_specs() -> None:
     specs = language_spec.builtin_specs()
-    assert set(specs) == {"zh", "tr"}
+    assert set(specs) == {"zh", "tr", "en"}
     assert specs["zh"].system_prompt == "你是一个乐于助人的助手,用中文回答问题,字数不超过300字"
     assert specs["zh"].fidelity == "han" and specs["zh"].multiple_choice == "cmmlu_langadapt"
     assert specs["zh"].mc_task == "cmmlu_langadapt"
@@ -113,8 +113,18 @@ def test_shipped_languages_are_specs() -> None:
     shipped = Path(language_spec.__file__).resolve().parent.parent / "data"
     assert specs["tr"].file == shipped / "mt_bench" / "tr" / "question.jsonl"
     assert specs["tr"].file.is_file()  # a shipped file: missing is a packaging bug
-    for spec in specs.values():
-        assert set(spec.judge_templates) == {"paper", "paper-guarded", "fastchat-guarded"}
+    for code in ("zh", "tr"):
+        assert set(specs[code].judge_templates) == {"paper", "paper-guarded", "fastchat-guarded"}
+    # English: FastChat's MT-Bench as FastChat has it, judged with FastChat's own prompts only;
+    # no system message; MMLU its knowledge task.
+    fastchat = "https://raw.githubusercontent.com/lm-sys/FastChat/main/fastchat/llm_judge/data/"
+    en = specs["en"]
+    assert en.judge_templates == {} and en.system_prompt == "" and en.fidelity == "en"
+    assert en.judge_prompts_local == "en/judge_prompts.jsonl"
+    assert en.judge_prompts_url == fastchat + "judge_prompts.jsonl"
+    assert en.questions_url == fastchat + "mt_bench/question.jsonl"
+    assert en.reference_url == fastchat + "mt_bench/reference_answer/gpt-4.jsonl"
+    assert en.mc_task == "mmlu_langadapt"
     # fastchat: MT-Bench-ZH's file from the data directory or its public source; ours for tr
     assert specs["zh"].judge_prompts is None
     assert specs["zh"].judge_prompts_url == (  # MT-Bench-ZH: GeneZC/MiniMA, mt_bench_zh/data
@@ -547,7 +557,8 @@ def test_an_alias_bomb_in_a_spec_is_refused_quickly(tmp_path: Path) -> None:
         ({"systme_prompt": "Arr"}, r"unknown key\(s\) systme_prompt; .*did you mean system_prompt"),
         (
             {"questions": {"file": "question.jsonl", "fiel": "q.jsonl"}},
-            r"unknown key\(s\) questions\.fiel; known keys of questions: local, file, hub; did",
+            r"unknown key\(s\) questions\.fiel; known keys of questions: local, file, hub, url, "
+            r"reference_url; did",
         ),
         (
             {"questions": {"hub": {"repo": "a/b", "question": "q.jsonl", "refrence": "r"}}},

@@ -694,39 +694,52 @@ def test_langadapt_judge_judges_every_model_beside_its_samples(server, env, tmp_
 # --- the requests at the wire against FastChat's reference prompts (issue 9) ---------------
 
 
-def fastchat_prompts(mt_bench_dir: Path) -> dict[str, dict]:
-    path = mt_bench_dir / "zh" / "judge_prompts_zh.jsonl"
+# The reference prompt files: MT-Bench-ZH's (Chinese) and FastChat's own (English).
+PROMPT_FILES = {"zh": "zh/judge_prompts_zh.jsonl", "en": "en/judge_prompts.jsonl"}
+
+
+def fastchat_prompts(mt_bench_dir: Path, lang: str = "zh") -> dict[str, dict]:
+    path = mt_bench_dir / PROMPT_FILES[lang]
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     return {row["name"]: row for row in rows}
 
 
-def zh_question(mt_bench_dir: Path, category: str) -> dict:
-    from langadapt_tasks.benchmarks import mtbench as mtbench_data
+def reference_question(mt_bench_dir: Path, lang: str, category: str) -> dict:
+    """The first question of ``category`` with its GPT-4 reference turns, read from the files."""
+    folder = mt_bench_dir / lang
+    rows = [json.loads(x) for x in (folder / "question.jsonl").read_text("utf-8").splitlines() if x]
+    path = folder / "reference_answer" / "gpt-4.jsonl"
+    refs = {
+        r["question_id"]: r["choices"][0]["turns"]
+        for r in (json.loads(x) for x in path.read_text("utf-8").splitlines() if x)
+    }
+    q = next(r for r in rows if r["category"] == category)
+    return {**q, "reference": refs.get(q["question_id"], [])}
 
-    return next(
-        q for q in mtbench_data.load_questions(mt_bench_dir, "zh") if q["category"] == category
-    )
 
-
+@pytest.mark.parametrize("lang", ["zh", "en"])
 def test_fastchat_requests_are_fastchats_messages_byte_for_byte(
-    server, env, mt_bench_dir, monkeypatch
+    server, env, mt_bench_dir, monkeypatch, lang
 ) -> None:
     """FastChat's run_judge_single: system_prompt as the system message, prompt_template
     filled in with str.format as the user message, temperature 0, max_tokens 2048 —
-    built here from MT-Bench-ZH's own prompt file, never from our code."""
+    built here from the reference prompt file (MT-Bench-ZH's for zh, FastChat's English
+    one for ``mtbench_langadapt_en``), never from our code."""
     monkeypatch.setenv("LANGADAPT_MTBENCH_DIR", str(mt_bench_dir))
-    prompts = fastchat_prompts(mt_bench_dir)
-    writing, math = zh_question(mt_bench_dir, "writing"), zh_question(mt_bench_dir, "math")
+    prompts = fastchat_prompts(mt_bench_dir, lang)
+    writing = reference_question(mt_bench_dir, lang, "writing")
+    math = reference_question(mt_bench_dir, lang, "math")
     a1, a2 = "第一轮的回答：你好！", "第二轮的回答 {不是格式字段}。"
+
     cases = [
         (
-            JudgeItem("zh", 1, writing["question_id"], "writing", tuple(writing["turns"]), (a1,)),
+            JudgeItem(lang, 1, writing["question_id"], "writing", tuple(writing["turns"]), (a1,)),
             "single-v1",
             {"question": writing["turns"][0], "answer": a1},
         ),
         (
             JudgeItem(
-                "zh",
+                lang,
                 1,
                 math["question_id"],
                 "math",
@@ -739,7 +752,7 @@ def test_fastchat_requests_are_fastchats_messages_byte_for_byte(
         ),
         (
             JudgeItem(
-                "zh", 2, writing["question_id"], "writing", tuple(writing["turns"]), (a1, a2)
+                lang, 2, writing["question_id"], "writing", tuple(writing["turns"]), (a1, a2)
             ),
             "single-v1-multi-turn",
             {
@@ -751,7 +764,7 @@ def test_fastchat_requests_are_fastchats_messages_byte_for_byte(
         ),
         (
             JudgeItem(
-                "zh",
+                lang,
                 2,
                 math["question_id"],
                 "math",
@@ -792,7 +805,7 @@ def test_print_one_captured_request_per_rubric_zh_turn1(
     from langadapt_tasks.judge.rubrics import RUBRICS
 
     monkeypatch.setenv("LANGADAPT_MTBENCH_DIR", str(mt_bench_dir))
-    q = zh_question(mt_bench_dir, "writing")
+    q = reference_question(mt_bench_dir, "zh", "writing")
     item = JudgeItem("zh", 1, q["question_id"], "writing", tuple(q["turns"]), ("这是模型的回答。",))
     for rubric in RUBRICS:
         before = len(server.requests)

@@ -428,10 +428,12 @@ def test_turn1_docs_and_process_results(mt_bench_dir: Path) -> None:
 
 def test_checked_in_yamls_match_the_generator() -> None:
     configs = mtbench_configs()
-    assert len(configs) == 2 * 2 * 9
+    assert len(configs) == 3 * 2 * 9  # zh, tr, en; two turns; eight categories and the group
     for name, config in configs.items():
         path = SOURCE_TASK_DIR / "mtbench" / name
         assert path.read_text(encoding="utf-8") == render(config), f"{path} is stale"
     zh = configs["mtbench_langadapt_zh_writing.yaml"]
     assert zh["description"].strip() == "你是一个乐于助人的助手,用中文回答问题,字数不超过300字"
     assert configs["_mtbench_langadapt_tr_mt.yaml"]["task"][0] == "mtbench_langadapt_tr_mt_writing"
+    # English is FastChat's MT-Bench: no system prompt of ours, so no description.
+    assert "description" not in configs["mtbench_langadapt_en_writing.yaml"]

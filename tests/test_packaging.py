@@ -32,6 +32,11 @@ def test_lm_eval_lists_the_tasks_without_include_path() -> None:
         "turkishmmlu_langadapt_language",
         "turkishmmlu_langadapt_social_sciences_and_humanities",
         "turkishmmlu_langadapt_religion_and_ethics",
+        "mmlu_langadapt",
+        "mmlu_langadapt_social_sciences",
+        "mmlu_langadapt_abstract_algebra",
+        "mtbench_langadapt_en",
+        "mtbench_langadapt_en_mt",
     ):
         # a name as long as its table column is followed by "|" directly
         assert re.search(rf"^\|{name} *\|", proc.stdout, re.MULTILINE), name

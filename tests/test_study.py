@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 from in_process import run_here
-from judge_server import JudgeServer, Reply
+from judge_server import JudgeServer, Reply, verdict_for
 
 from langadapt_tasks.study.commands import turn2_tasks
 from langadapt_tasks.study.config import ModelSpec, StudyConfigError, load
@@ -225,7 +225,10 @@ def test_study_runs_and_a_second_run_redoes_nothing(
     get_peft_model(model, lora).save_pretrained(tmp_path / "zh-r2")
     server = JudgeServer().start()
     judge_up = {"now": False}  # the first run meets a judge outage
-    server.responder = lambda body, n: Reply("3") if judge_up["now"] else Reply(status=503)
+    # The paper rubric's verdict for Chinese, FastChat's for English (retention).
+    server.responder = lambda body, n: (
+        verdict_for(body, paper="3") if judge_up["now"] else Reply(status=503)
+    )
     config = write(
         tmp_path / "study.yaml",
         {
@@ -239,6 +242,8 @@ def test_study_runs_and_a_second_run_redoes_nothing(
                 "gen_kwargs": "max_gen_toks=8",
                 "apply_chat_template": False,
                 "turn2": True,  # a third run per model answers the second turn
+                # English retention: English MT-Bench, both turns, judged with FastChat's prompts.
+                "retention": ["mtbench_langadapt_en_writing"],
             },
             "judge": "on",  # settings from LANGADAPT_JUDGE_* below
         },
@@ -269,25 +274,34 @@ def test_study_runs_and_a_second_run_redoes_nothing(
         server.stop()
     # The outage: every answer unscored; the study says so, writes the report, exits 1.
     assert down.returncode == 1, down.stderr[-3000:]
-    assert down.stdout.count("$ ") == 8  # two models: CMMLU, MT-Bench, turn 2, judge
+    # Two models: CMMLU, MT-Bench, turn 2, English MT-Bench and its turn 2, judge zh and en.
+    assert down.stdout.count("$ ") == 14
     assert "mtbench_langadapt_zh_mt_writing" in down.stdout and "mtbench_turn1" in down.stdout
     mt_runs = [line for line in down.stdout.splitlines() if "--tasks mtbench_langadapt" in line]
-    assert len(mt_runs) == 4 and not any("--num_fewshot" in line for line in mt_runs)
-    assert "judge base: 2 of 2 MT-Bench answers without a score" in down.stdout
+    assert len(mt_runs) == 8 and not any("--num_fewshot" in line for line in mt_runs)
+    assert "judge base: 4 of 4 MT-Bench answers without a score" in down.stdout
+    judged = [line for line in down.stdout.splitlines() if "langadapt judge" in line]
+    assert [line.split("judge ", 1)[1].split(" ", 1)[1] for line in judged[:2]] == [
+        "--languages zh",
+        "--languages en --rubric fastchat",
+    ]
     assert "judging is not complete" in down.stderr and "allow_unscored" in down.stderr
     assert "NOT ALL JUDGED: 1 unscored by the judge" in down.stdout  # the report's note
     # The judge is back: only the judging is redone, and it scores every answer.
     assert up.returncode == 0, up.stderr[-3000:]
-    assert up.stdout.count("$ ") == 2 and up.stdout.count("langadapt judge") == 2
+    assert up.stdout.count("$ ") == 4 and up.stdout.count("langadapt judge") == 4
     assert "evaluate zh-r2: done" in up.stdout and "evaluate base turn2: done" in up.stdout
     assert "| zh-r2 |" in up.stdout  # the report's tables end the command's output
     # Only the interrupted run is redone; its answers (from lm-eval's cache) keep their verdicts.
     assert redo.returncode == 0, redo.stderr[-3000:]
     assert redo.stdout.count("$ ") == 1 and "--tasks cmmlu_langadapt_arts" in redo.stdout
-    assert "judge base: done (2 answers)" in redo.stdout
+    assert "judge base: done (4 answers)" in redo.stdout
     assert again.returncode == 0 and "$ " not in again.stdout and len(server.requests) == asked
     md = (out / "report" / "report.md").read_text(encoding="utf-8")
     assert "| base |" in md and "| zh-r2 |" in md and "Δ vs base" in md
     assert "1 of 1 answers scored (judge loopback-judge, rubric paper)" in md and "3.00" in md
     assert "MT-Bench, language zh, turn 2" in md and "NOT ALL JUDGED" not in md
+    # English retention: FastChat's scale, and its cost in the adapter's ledger.
+    assert "1 of 1 answers scored (judge loopback-judge, rubric fastchat)" in md
+    assert "Δ English MT-Bench mean" in md and "7.00" in md
     assert "Run with lm_eval --limit" in md and "base: 0" in md  # recorded limit and n-shot

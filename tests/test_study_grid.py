@@ -328,7 +328,13 @@ def test_a_real_grid_trains_each_cell_once_and_a_second_run_does_nothing(
                 },
             },
             "train": {"config": "train.yaml", "presets": ["r8-a32"]},
-            "evaluate": {"limit": 1, "gen_kwargs": "max_gen_toks=4", "batch_size": 4},
+            # English retention is tested on its own (test_retention, test_study).
+            "evaluate": {
+                "limit": 1,
+                "gen_kwargs": "max_gen_toks=4",
+                "batch_size": 4,
+                "retention": [],
+            },
             "judge": "off",
         },
     )
@@ -427,7 +433,7 @@ def test_adapters_trained_a_few_dozen_steps_lower_the_held_out_loss(
             "models": {"tiny": {"base": str(tiny_llama_dir)}},
             "languages": {"zh": {"data": str(data), "tasks": ["cmmlu_langadapt_arts"]}},
             "train": {"config": "train.yaml", "presets": ["r8-a32", "r16-a48"]},
-            "evaluate": {"limit": 1, "batch_size": 8},
+            "evaluate": {"limit": 1, "batch_size": 8, "retention": []},
             "judge": "off",
         },
     )

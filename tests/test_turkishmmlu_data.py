@@ -175,6 +175,7 @@ def test_regenerating_writes_the_checked_in_files_and_removes_stale_ones(tmp_pat
     assert {p.relative_to(out).parts[0] for p in written} == {
         "cmmlu",
         "heldout",
+        "mmlu",
         "mtbench",
         "turkishmmlu",
     }

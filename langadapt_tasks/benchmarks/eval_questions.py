@@ -7,6 +7,7 @@ shipped files), so the trainer knows neither the variables nor the file formats.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,9 @@ from langadapt_tasks.benchmarks import mtbench as mtbench_data
 from langadapt_tasks.benchmarks import turkishmmlu as turkishmmlu_data
 from langadapt_tasks.benchmarks.cmmlu_subjects import SUBJECTS
 from langadapt_tasks.benchmarks.turkishmmlu_subjects import SUBJECTS as TURKISHMMLU_SUBJECTS
+from langadapt_tasks.languages import spec as language_spec
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -87,8 +91,17 @@ def mtbench_questions(mtbench_dir: str | Path | None = None) -> Iterator[EvalQue
             done.add(path.parent.name)
             yield from _turns(path.parent.name, mtbench_data.read_questions(path))
     for lang in mtbench_data.LANGS:
-        if lang not in done:
-            yield from _turns(lang, mtbench_data.load_questions(None, lang))
+        if lang in done:
+            continue
+        try:
+            questions = mtbench_data.load_questions(None, lang)
+        except mtbench_data.MTBenchDataError as err:
+            if not language_spec.get(lang).questions_url:
+                raise
+            # Downloaded files (English: FastChat's) may be out of reach: noted, not fatal.
+            _log.warning("decontamination: MT-Bench %s not checked (%s)", lang, err)
+            continue
+        yield from _turns(lang, questions)
 
 
 def _turns(lang: str, questions: Iterable[dict]) -> Iterator[EvalQuestion]:

@@ -28,10 +28,9 @@ from typing import Any
 import datasets
 from huggingface_hub import HfApi
 
-from langadapt_tasks.paths import local_dir
+from langadapt_tasks.paths import local_dir, offline
 
 SPLITS = ("test", "dev")
-_OFFLINE = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 
 Rows = list[dict[str, Any]]
 
@@ -45,7 +44,7 @@ class Benchmark:
     metadata_dir: str  # the lm-eval metadata key of a local copy: "cmmlu_dir"
     hub_repo: str  # the Hub dataset: "haonan-li/cmmlu"
     subjects: Mapping[str, Any]  # the subject table: lm-eval subject name -> entry
-    file_name: Callable[[str], str]  # subject -> its file under dev/ and test/
+    file_name: Callable[[str, str], str]  # (subject, split) -> its file under <split>/
     read_file: Callable[[Path], Rows]  # one local file, every row checked
     # subject -> split -> (where the rows come from, for errors; the rows as the Hub has them)
     hub_rows: Callable[[str], Mapping[str, tuple[str, Iterable[Any]]]]
@@ -69,7 +68,7 @@ class Benchmark:
 
     def subject_files(self, root: Path, subject: str) -> dict[str, Path]:
         """split -> the subject's file in the local directory ``root``."""
-        return {split: root / split / self.file_name(subject) for split in SPLITS}
+        return {split: root / split / self.file_name(subject, split) for split in SPLITS}
 
     def from_dir(self, root: Path, subject: str) -> datasets.DatasetDict:
         """The subject's splits from the local directory ``root``."""
@@ -124,12 +123,6 @@ class Benchmark:
             return f"{local} and the Hub is off (HF_HUB_OFFLINE)"
         problem = hub_problem(self.hub_repo)
         return None if problem is None else f"{local} and {self.hub_repo} unreachable ({problem})"
-
-
-def offline(env: Mapping[str, str] | None = None) -> bool:
-    """Whether ``env`` (default: this process's) turns the Hugging Face Hub off."""
-    env = os.environ if env is None else env
-    return any(env.get(v, "").strip().upper() in ("1", "ON", "YES", "TRUE") for v in _OFFLINE)
 
 
 @functools.cache

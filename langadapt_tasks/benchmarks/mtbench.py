@@ -8,8 +8,9 @@ Where the data comes from, in order:
    and optionally ``en/...`` and ``tr/question.jsonl``;
 2. the spec's own question file (Turkish: the project's own translation,
    shipped in this package as ``data/mt_bench/tr/question.jsonl``; see its NOTE.md);
-3. the spec's Hub dataset (Chinese: ``GeneZC/MT-Bench-ZH``), only when no local
-   directory is configured.
+3. the spec's Hub dataset (Chinese: ``GeneZC/MT-Bench-ZH``) or public files (English:
+   FastChat's, ``questions.url``, downloaded once into ``$LANGADAPT_HOME``), only when no
+   local directory is configured.
 
 Reference answers, per question: the language's ``reference_answer/gpt-4.jsonl``
 when there is one (MT-Bench-ZH), else the question's own ``reference`` field
@@ -28,7 +29,7 @@ from typing import Any
 from langadapt_tasks import files, paths
 from langadapt_tasks.languages import spec as language_spec
 from langadapt_tasks.languages.spec import LanguageSpec
-from langadapt_tasks.paths import local_dir
+from langadapt_tasks.paths import local_dir, offline
 
 ENV_DIR = "LANGADAPT_MTBENCH_DIR"
 METADATA_DIR = "mtbench_dir"
@@ -159,6 +160,17 @@ def _sources(root: Path | None, lang: str) -> tuple[Path, Path | None, Path | No
             raise MTBenchDataError(f"{spec.file} is missing: reinstall langadapt")
         own = spec.file.parent / "reference_answer" / "gpt-4.jsonl"
         return spec.file, own if own.is_file() else None, en
+    if root is None and spec.questions_url:
+        hint = (
+            f"Point at a local copy instead, with {ENV_DIR}=DIR or lm_eval --metadata "
+            f'\'{{"{METADATA_DIR}": "DIR"}}\', where DIR/{spec.local or lang}/question.jsonl '
+            "exists."
+        )
+        if offline():
+            raise MTBenchDataError(f"{spec.name} MT-Bench: the Hub is off (HF_HUB_OFFLINE). {hint}")
+        fetch = [spec.questions_url, *([spec.reference_url] if spec.reference_url else [])]
+        got = [paths.download_once(u, "mt_bench", MTBenchDataError, hint) for u in fetch]
+        return got[0], (got[1] if len(got) > 1 else None), None
     if root is not None or not spec.hub:
         where = f"{root}/{spec.local or lang}" if root else f"{spec.path}: no question source"
         raise MTBenchDataError(f"{where}/question.jsonl not found (MT-Bench layout)")

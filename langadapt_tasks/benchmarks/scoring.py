@@ -17,6 +17,7 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any
 
+from langadapt_tasks.benchmarks import mmlu_subjects as mmlu
 from langadapt_tasks.benchmarks import turkishmmlu_subjects as tmmlu
 from langadapt_tasks.benchmarks.cmmlu_subjects import CATEGORIES, CMMLU_GROUP, SUBJECTS
 
@@ -51,7 +52,14 @@ TURKISHMMLU = Benchmark(
     {s.name: (s.category,) for s in tmmlu.SUBJECTS.values()},
     "paper (subject mean)",
 )
-BENCHMARKS = {b.group: b for b in (CMMLU, TURKISHMMLU)}
+MMLU = Benchmark(
+    "MMLU",
+    mmlu.MMLU_GROUP,
+    mmlu.CATEGORIES,
+    {s: (c,) for s, c in mmlu.SUBJECTS.items()},
+    "subject mean",
+)
+BENCHMARKS = {b.group: b for b in (CMMLU, TURKISHMMLU, MMLU)}
 
 
 def load_results(path: Path) -> dict[str, Any]:

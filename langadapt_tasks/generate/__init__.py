@@ -14,6 +14,7 @@ from pathlib import Path
 
 from langadapt_tasks.generate.cmmlu import cmmlu_configs
 from langadapt_tasks.generate.heldout import heldout_configs
+from langadapt_tasks.generate.mmlu import mmlu_configs
 from langadapt_tasks.generate.mtbench import mtbench_configs
 from langadapt_tasks.generate.render import remove_stale, render, write_folder
 from langadapt_tasks.generate.turkishmmlu import turkishmmlu_configs
@@ -27,6 +28,7 @@ def write_all(root: Path) -> list[Path]:
     for folder, configs in (
         ("cmmlu", cmmlu_configs()),
         ("heldout", heldout_configs()),
+        ("mmlu", mmlu_configs()),
         ("mtbench", mtbench_configs()),
         ("turkishmmlu", turkishmmlu_configs()),
     ):

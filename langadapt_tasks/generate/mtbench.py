@@ -85,12 +85,14 @@ def language_configs(
             }
             if not spec.builtin:
                 kwargs["mtbench_spec"] = str(spec.path)
+            # No system prompt: no system message, as FastChat's own English MT-Bench.
+            system = {"description": spec.system_prompt + "\n\n"} if spec.system_prompt else {}
             files[f"{group}_{category}.yaml"] = {
                 "include": SHARED[turn - 1],
                 "task": f"{group}_{category}",
                 "task_alias": category,
                 "dataset_kwargs": kwargs,
-                "description": spec.system_prompt + "\n\n",
+                **system,
                 "generation_kwargs": generation_kwargs(category),
             }
         files[f"_{group}.yaml"] = group_config(

@@ -119,14 +119,27 @@ def _out_dir(settings: JudgeSettings, samples_folder: Path, several: bool) -> Pa
 
 
 def rejudge(
-    paths: Sequence[Path], settings: JudgeSettings, *, progress: bool = True
+    paths: Sequence[Path],
+    settings: JudgeSettings,
+    *,
+    progress: bool = True,
+    languages: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Judge every model's samples under ``paths``; per model: the summary, the table and
-    the verdict files written. Raises ``JudgeStopped`` at a client error (bad key...)."""
+    """Judge every model's samples under ``paths`` (only ``languages``' answers, when
+    given); per model: the summary, the table and the verdict files written. Raises
+    ``JudgeStopped`` at a client error (bad key...)."""
     require_configured(settings)
     if not settings.enabled:
         raise ValueError("the judge is switched off (judge=off / LANGADAPT_JUDGE=off)")
     pairs = load_items(samples_files(paths))
+    if languages:
+        found = sorted({item.lang for item, _ in pairs})
+        pairs = [(item, path) for item, path in pairs if item.lang in languages]
+        if not pairs:
+            raise ValueError(
+                f"no MT-Bench answers in {', '.join(languages)} under the paths given "
+                f"(found: {', '.join(found)})"
+            )
     items = [item for item, _ in pairs]
     verdicts = judge_items(items, settings, progress=progress)
     stamp = dt.datetime.now().isoformat().replace(":", "-")

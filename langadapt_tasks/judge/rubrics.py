@@ -37,10 +37,7 @@ contain its own closing marker.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,7 +65,7 @@ from langadapt_tasks.languages.rubric_registry import (
     fastchat_rating,
     rubric_named,
 )
-from langadapt_tasks.paths import home
+from langadapt_tasks.paths import download_once
 
 __all__ = [
     "DEFAULT_RUBRIC",
@@ -183,26 +180,15 @@ def fastchat_prompts_file(
 
 
 def _download(url: str, local: str | None) -> Path:
-    """``url`` saved once under ``$LANGADAPT_HOME/judge_prompts/`` (atomic rename)."""
-    name = hashlib.sha256(url.encode("utf-8")).hexdigest()[:16] + "-" + url.rsplit("/", 1)[-1]
-    target = home() / "judge_prompts" / name
-    if target.is_file():
-        return target
-    try:
-        with urllib.request.urlopen(url, timeout=30) as response:
-            body = response.read()
-    except OSError as err:
-        hint = f" (DIR/{local})" if local else ""
-        raise ValueError(
-            f"the FastChat judge prompts could not be downloaded from {url} ({err}). Point at "
-            f"a local MT-Bench directory{hint} with LANGADAPT_MTBENCH_DIR=DIR or lm_eval "
-            '--metadata \'{"mtbench_dir": "DIR"}\'.'
-        ) from None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    partial.write_bytes(body)
-    partial.replace(target)
-    return target
+    """FastChat's judge prompts from ``url``, saved once under ``$LANGADAPT_HOME``."""
+    where = f" (DIR/{local})" if local else ""
+    return download_once(
+        url,
+        "judge_prompts",
+        ValueError,
+        f"The FastChat judge prompts are read from a local MT-Bench directory{where} instead: "
+        'LANGADAPT_MTBENCH_DIR=DIR or lm_eval --metadata \'{"mtbench_dir": "DIR"}\'.',
+    )
 
 
 def _fastchat_messages(rubric: Rubric, item: JudgeItem) -> list[dict[str, str]]:

@@ -66,7 +66,7 @@ SPEC_KEYS = (
     "multiple_choice",
     "heldout_file",
 )
-QUESTIONS_KEYS = ("local", "file", "hub")
+QUESTIONS_KEYS = ("local", "file", "hub", "url", "reference_url")
 HUB_KEYS = ("repo", "question", "reference")
 JUDGE_PROMPTS_KEYS = ("file", "local", "url")
 # Sizes, in bytes of UTF-8 text. The system prompt is copied into each of a language's 16
@@ -125,6 +125,8 @@ class LanguageSpec:
     local: str | None = None  # folder under the MT-Bench directory
     file: Path | None = None  # a question file of its own
     hub: dict[str, str] = field(default_factory=dict)
+    questions_url: str | None = None  # a question file's public source (downloaded once)
+    reference_url: str | None = None  # its reference answers' (FastChat's gpt-4.jsonl)
     # An lm-eval task/group name, or the language's own questions (see mc_task).
     multiple_choice: str | MultipleChoice | None = None
     # heldout_langadapt_<code>'s file when none is named (a heldout.jsonl of langadapt-train).
@@ -301,8 +303,10 @@ def parse_spec(path: Path, builtin: bool = False) -> LanguageSpec:
     if isinstance(data.get("questions"), dict):
         _keys(data["questions"].get("hub"), HUB_KEYS, "questions.hub", path)
     code = check_code(str(_require(data, "code", path)), path)
+    if data.get("system_prompt") is None:  # "" is allowed: no system message (FastChat's)
+        raise LanguageSpecError(f"{path}: 'system_prompt' is missing (\"\" for none)")
     for key in ("name", "native_name", "system_prompt"):
-        value = data.get(key) if key == "native_name" else _require(data, key, path)
+        value = _require(data, key, path) if key == "name" else data.get(key)
         if value is not None and not isinstance(value, str | int | float):
             raise LanguageSpecError(f"{path}: '{key}' must be text")
         _bounded(value, key, MAX_SYSTEM_PROMPT if key == "system_prompt" else MAX_NAME, path)
@@ -329,8 +333,16 @@ def parse_spec(path: Path, builtin: bool = False) -> LanguageSpec:
     if hub and not {"repo", "question"} <= set(hub):
         raise LanguageSpecError(f"{path}: questions.hub needs 'repo' and 'question'")
     local = questions.get("local")
-    if not (local or file or hub):
-        raise LanguageSpecError(f"{path}: 'questions' names no source (local, file or hub)")
+    urls = {k: questions.get(k) for k in ("url", "reference_url")}
+    for key, url in urls.items():
+        if url is not None and not (
+            isinstance(url, str) and url.startswith(("https://", "http://"))
+        ):
+            raise LanguageSpecError(f"{path}: questions.{key} {url!r} must be an http(s) URL")
+    if urls["reference_url"] and not urls["url"]:
+        raise LanguageSpecError(f"{path}: questions.reference_url goes with questions.url")
+    if not (local or file or hub or urls["url"]):
+        raise LanguageSpecError(f"{path}: 'questions' names no source (local, file, hub or url)")
     heldout = data.get("heldout_file")
     heldout_path = (path.parent / str(heldout)).resolve() if heldout else None
     if heldout_path is not None and not heldout_path.is_file():
@@ -357,6 +369,8 @@ def parse_spec(path: Path, builtin: bool = False) -> LanguageSpec:
         local=str(local) if local else None,
         file=file,
         hub={str(k): str(v) for k, v in hub.items()},
+        questions_url=urls["url"],
+        reference_url=urls["reference_url"],
         multiple_choice=_multiple_choice(data.get("multiple_choice"), path),
         heldout_file=heldout_path,
         builtin=builtin,

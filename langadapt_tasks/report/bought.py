@@ -3,7 +3,9 @@ differences to the baseline, each with its standard error and a marker when it i
 two standard errors (not told apart from no difference).
 
 Bought: held-out bits per byte in the language (lower is better), its knowledge task, its
-MT-Bench mean and language fidelity. Cost: English MMLU and English MT-Bench, when measured.
+MT-Bench mean and language fidelity. Cost: English MMLU, English MT-Bench's mean and its
+answers' share of English (an adapter that answers English questions in its language has
+lost something), when measured (``study.retention``).
 """
 
 from __future__ import annotations
@@ -41,8 +43,13 @@ def measures(language: str) -> list[Measure]:
         Measure("Δ own knowledge %", "multiple_choice", language),
         Measure("Δ MT-Bench mean", f"mtbench_{language}", "mean"),
         Measure("Δ fidelity %", f"mtbench_{language}", "fidelity %"),
+    ]
+    if language == ENGLISH:  # English itself adapted: nothing of it is a cost
+        return out
+    out += [
         Measure("Δ English MMLU %", "mmlu", "Average", cost=True),
         Measure("Δ English MT-Bench mean", f"mtbench_{ENGLISH}", "mean", cost=True),
+        Measure("Δ English fidelity %", f"mtbench_{ENGLISH}", "fidelity %", cost=True),
     ]
     return out
 

@@ -10,12 +10,13 @@ from typing import Any
 from langadapt_tasks.benchmarks.mtbench import CATEGORIES as MT_CATEGORIES
 from langadapt_tasks.benchmarks.scoring import TURKISHMMLU
 from langadapt_tasks.report import charts, grouped, render
-from langadapt_tasks.report.bought import bought_table
+from langadapt_tasks.report.bought import ENGLISH, bought_table
 from langadapt_tasks.report.heldout import heldout_table
 from langadapt_tasks.report.identity import Identity
 from langadapt_tasks.report.inputs import collect
 from langadapt_tasks.report.tables import (
     CMMLU_COLUMNS,
+    ENGLISH_MTBENCH,
     TURKISHMMLU_COLUMNS,
     Table,
     benchmark_tables,
@@ -23,6 +24,7 @@ from langadapt_tasks.report.tables import (
     delta_table,
     knowledge_table,
     mc_table,
+    mmlu_table,
     mtbench_groups,
     mtbench_table,
 )
@@ -86,23 +88,34 @@ def build_report(
     mc = [t for t in [mc_table(models, metric)] if t is not None]
     if mc:
         sections.append(("Multiple choice", mc))
+    english = [t for t in [mmlu_table(models, unavailable, metric)] if t is not None]
+    if english:
+        sections.append(("English retention: MMLU", english))
+    notes += [
+        f"{name}: not available ({why})"
+        for name, why in (unavailable or {}).items()
+        if name == ENGLISH_MTBENCH
+    ]
     held = [t for t in [heldout_table(models)] if t is not None]
     if held:
         sections.append(("Held-out loss", held))
-    compared = [*knowledge, *cmmlu, *turkish, *mt, *mc]
+    compared = [*knowledge, *cmmlu, *turkish, *mt, *mc, *english]
     deltas = [d for t in compared if (d := delta_table(t, baseline)) is not None]
     if deltas:
         sections.append((f"Differences to the baseline ({baseline})", deltas))
-    by_key = {t.key: t for t in [*cmmlu, *turkish, *mt, *mc, *held]}
+    by_key = {t.key: t for t in [*cmmlu, *turkish, *mt, *mc, *held, *english]}
     if identities is None:
         languages = [
             *(held[0].columns if held else []),
             *(t.key.removeprefix("mtbench_") for t in mt),
         ]
+        # English beside other languages is retention: their ledgers' cost columns.
+        languages = [lang for lang in dict.fromkeys(languages) if not lang.endswith("_turn2")]
+        if len(languages) > 1:
+            languages = [lang for lang in languages if lang != ENGLISH]
         ledger = [
             bought_table(lang, list(models), baseline, by_key, models, f"_{lang}")
-            for lang in dict.fromkeys(languages)
-            if not lang.endswith("_turn2")
+            for lang in languages
         ]
         if ledger := [t for t in ledger if t is not None]:
             sections.insert(0, ("Bought and cost", ledger))
@@ -111,13 +124,17 @@ def build_report(
         lost = [k for k in identities if k not in models]
         notes += [f"{k}: an identity, but no results among the inputs" for k in lost]
         who = grouped.complete(models, identities)
-        flat = [*cmmlu, *turkish, *mt, *mc, *held]
+        flat = [*cmmlu, *turkish, *mt, *mc, *held, *english]
         groups = grouped.build_groups(models, who, flat, metric)
         sections = [("Knowledge: CMMLU and TurkishMMLU", knowledge)] if knowledge else []
         laid_out = grouped.sections(groups, models, who, baseline, compare == "published")
         for group, (heading, tables) in zip(groups, laid_out, strict=True):
             base = grouped.group_baseline(group, baseline, who)
-            first = bought_table(group.language, group.members, base, by_key, models, group.suffix)
+            first = None  # English retention: the cost columns of the other languages' tables
+            if not grouped.is_retention(group.language, who):
+                first = bought_table(
+                    group.language, group.members, base, by_key, models, group.suffix
+                )
             sections.append((heading, [first, *tables] if first is not None else tables))
         if across := grouped.across(groups, who):
             sections.append(("Across models: best adapter vs. base and instruct", across))

@@ -21,6 +21,7 @@ from langadapt_tasks.report.identity import BASE, INSTRUCT, Identity
 from langadapt_tasks.report.inputs import Model
 from langadapt_tasks.report.tables import (
     CMMLU_COLUMNS,
+    MMLU_COLUMNS,
     TURKISHMMLU_COLUMNS,
     Cell,
     DiffTable,
@@ -30,12 +31,14 @@ from langadapt_tasks.report.tables import (
     delta_table,
     mc_table,
     minus,
+    mmlu_table,
     mtbench_groups,
     mtbench_table,
 )
 
 # The language of each multiple-choice benchmark's tables (MT-Bench's: in its key).
-BENCH_LANGUAGES = {"cmmlu": "zh", "turkishmmlu": "tr"}
+BENCH_LANGUAGES = {"cmmlu": "zh", "turkishmmlu": "tr", "mmlu": "en"}
+ENGLISH = BENCH_LANGUAGES["mmlu"]
 
 
 def table_language(key: str) -> str | None:
@@ -77,6 +80,8 @@ def _tables(sub: dict[str, Model], language: str, metric: str) -> list[Table]:
         tables += cmmlu_tables(sub, metric)
     if language == BENCH_LANGUAGES["turkishmmlu"]:
         tables += benchmark_tables(sub, TURKISHMMLU, metric)
+    if language == ENGLISH:
+        tables += [t for t in [mmlu_table(sub, None, metric)] if t is not None]
     for group in mtbench_groups(sub):
         if group.removeprefix("mtbench_langadapt_").removesuffix("_mt") == language:
             table = mtbench_table(sub, group)
@@ -107,10 +112,13 @@ def build_groups(
     groups = []
     for label in labels:
         for lang in languages:
+            # English retention (no adapter of English): every model of the label.
+            everyone = is_retention(lang, identities)
             members = [
                 n
                 for n in models
-                if identities[n].model == label and identities[n].language in ("", lang)
+                if identities[n].model == label
+                and (everyone or identities[n].language in ("", lang))
             ]
             members.sort(key=lambda n: (identities[n].rank(), order[n]))
             group = Group(label, lang, members)
@@ -120,6 +128,12 @@ def build_groups(
             if group.tables:
                 groups.append(group)
     return groups
+
+
+def is_retention(language: str, identities: Mapping[str, Identity]) -> bool:
+    """Whether ``language`` is measured as English retention: English, and no model is
+    adapted to it."""
+    return language == ENGLISH and all(i.language != ENGLISH for i in identities.values())
 
 
 def group_baseline(group: Group, baseline: str, identities: Mapping[str, Identity]) -> str:
@@ -160,7 +174,7 @@ def sections(
 
 def _headline(key: str, language: str) -> str | None:
     """The column a benchmark is summed up by: its average, MT-Bench's mean."""
-    if key in ("cmmlu_lm_eval", "turkishmmlu_lm_eval"):
+    if key in ("cmmlu_lm_eval", "turkishmmlu_lm_eval", "mmlu"):
         return "Average"
     if key in (f"mtbench_{language}", f"mtbench_{language}_turn2"):
         return "mean"
@@ -214,6 +228,7 @@ def language_charts(groups: list[Group]) -> dict[str, list[tuple[Table, list[str
     columns = {
         "cmmlu_lm_eval": (CMMLU_COLUMNS, "accuracy (%)"),
         "turkishmmlu_lm_eval": (TURKISHMMLU_COLUMNS, "accuracy (%)"),
+        "mmlu": (MMLU_COLUMNS, "accuracy (%)"),
     }
     out: dict[str, list[tuple[Table, list[str], str]]] = {}
     for lang in dict.fromkeys(g.language for g in groups):

@@ -18,11 +18,12 @@ from typing import Any
 
 from langadapt_tasks.judge.verdicts import VERDICT_GLOB
 
-# Results keys that belong to the report: CMMLU and TurkishMMLU groups and subjects,
+# Results keys that belong to the report: CMMLU, TurkishMMLU and MMLU groups and subjects,
 # MT-Bench groups and categories (any language, turn 1 and 2), languages' own tasks,
 # held-out loss.
 OUR_TASKS = re.compile(
-    r"^(cmmlu_langadapt|turkishmmlu_langadapt|mtbench_langadapt_|mc_langadapt_|heldout_langadapt)"
+    r"^(cmmlu_langadapt|turkishmmlu_langadapt|mmlu_langadapt|mtbench_langadapt_|mc_langadapt_"
+    r"|heldout_langadapt)"
 )
 # Folder names too generic to name an adapter by themselves.
 _GENERIC = {"final", "adapter", "adapters", "best", "model", "lora", "output", "out"}
@@ -181,7 +182,7 @@ def collect(
                 shown = ", ".join(sorted(run.tasks)[:5]) or "none"
                 notes.append(
                     f"{path}: results of other tasks ({shown}), not of cmmlu_langadapt, "
-                    "turkishmmlu_langadapt, mtbench_langadapt_*, mc_langadapt_* or "
+                    "turkishmmlu_langadapt, mmlu_langadapt, mtbench_langadapt_*, mc_langadapt_* or "
                     "heldout_langadapt*; skipped"
                 )
                 continue
@@ -221,6 +222,7 @@ def _summary(tasks: list[str]) -> str:
     kinds = {
         "cmmlu": "CMMLU",
         "turkishmmlu": "TurkishMMLU",
+        "mmlu": "English MMLU",
         "mtbench": "MT-Bench",
         "mc": "multiple choice",
         "heldout": "held-out loss",

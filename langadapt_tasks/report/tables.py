@@ -13,6 +13,7 @@ from typing import Any
 from langadapt_tasks.benchmarks.mtbench import CATEGORIES as MT_CATEGORIES
 from langadapt_tasks.benchmarks.scoring import (
     CMMLU,
+    MMLU,
     TURKISHMMLU,
     Benchmark,
     leaderboard_view,
@@ -29,6 +30,9 @@ from langadapt_tasks.report.inputs import Model
 
 CMMLU_COLUMNS = [*CMMLU.categories.values(), "Average"]
 TURKISHMMLU_COLUMNS = [*TURKISHMMLU.categories.values(), "Average"]
+MMLU_COLUMNS = [*MMLU.categories.values(), "Average"]
+# English retention's benchmarks, as the study names them when it could not load them.
+ENGLISH_MMLU, ENGLISH_MTBENCH = "English MMLU", "English MT-Bench"
 NOT_AVAILABLE = "not available"
 MT_COLUMNS = [*MT_CATEGORIES, "mean", "unscored", "fidelity %"]
 _MT_GROUP = re.compile(rf"^(mtbench_langadapt_.+?)_({'|'.join(MT_CATEGORIES)})$")
@@ -231,12 +235,44 @@ def knowledge_table(
                 row.append(Cell(None, text=NOT_AVAILABLE if b.name in unavailable else ""))
         table.rows[name] = row
     for bench_name, why in unavailable.items():
-        table.notes.append(f"{bench_name}: not available ({why}).")
+        if bench_name in has:
+            table.notes.append(f"{bench_name}: not available ({why}).")
     if "TurkishMMLU" in unavailable:
         table.notes.append(
             "TurkishMMLU is read from LANGADAPT_TURKISHMMLU_DIR (a copy of its repository's "
             "dev/ and test/ folders, e.g. <data_dir>/turkishmmlu) or the Hub "
             "(AYueksel/TurkishMMLU)."
+        )
+    return table
+
+
+def mmlu_table(
+    models: dict[str, Model], unavailable: dict[str, str] | None = None, metric: str = "acc"
+) -> Table | None:
+    """English MMLU (``mmlu_langadapt``: English retention) in lm-eval's groups; rows
+    "not available" when the study could not load it."""
+    why = (unavailable or {}).get(ENGLISH_MMLU)
+    views = {n: lm_eval_view({"results": m.tasks}, metric, MMLU) for n, m in models.items()}
+    if not any(views.values()) and why is None:
+        return None
+    table = Table(
+        "mmlu",
+        f"English MMLU ({metric}, %): lm-eval groups (size-weighted)",
+        MMLU_COLUMNS,
+        ["pct"] * len(MMLU_COLUMNS),
+    )
+    for name, view in views.items():
+        if view:
+            table.rows[name] = [
+                Cell(view[k]["score"], _num(view[k]["stderr"])) if k in view else Cell(None)
+                for k in [*MMLU.categories, "average"]
+            ]
+        elif why is not None:
+            table.rows[name] = [Cell(None, text=NOT_AVAILABLE) for _ in MMLU_COLUMNS]
+    if why is not None:
+        table.notes.append(
+            f"{ENGLISH_MMLU}: not available ({why}). It is read from LANGADAPT_MMLU_DIR "
+            "(MMLU's CSV release, dev/ and test/, e.g. <data_dir>/mmlu) or the Hub (cais/mmlu)."
         )
     return table
 

@@ -23,6 +23,7 @@ from langadapt_tasks.study.engines import (
 from langadapt_tasks.study.engines import model_args as engine_model_args
 from langadapt_tasks.study.grid import GridLanguage, GridModel, label
 from langadapt_tasks.study.heldout import heldout_runs
+from langadapt_tasks.study.knowledge import languages
 from langadapt_tasks.study.layout import (
     HELDOUT_DIR,
     KNOWLEDGE_DIR,
@@ -32,8 +33,10 @@ from langadapt_tasks.study.layout import (
     adapter_dir,
     eval_dir,
 )
+from langadapt_tasks.study.retention import ENGLISH, RUBRIC, retention_runs
+from langadapt_tasks.study.retention import FOLDERS as RETENTION_FOLDERS
 
-SUBRUNS = (MTBENCH_DIR, TURN2_DIR, KNOWLEDGE_DIR, HELDOUT_DIR)
+SUBRUNS = (MTBENCH_DIR, TURN2_DIR, KNOWLEDGE_DIR, HELDOUT_DIR, *RETENTION_FOLDERS)
 # A turn-1 MT-Bench task: a language's group, or one of its categories.
 _MT_TURN1 = re.compile(rf"^mtbench_langadapt_([a-z][a-z0-9]{{1,7}})(?:_({'|'.join(CATEGORIES)}))?$")
 
@@ -129,11 +132,17 @@ def is_mtbench(task: str) -> bool:
     return task.startswith("mtbench_langadapt_")
 
 
-def eval_runs(cfg: StudyConfig, model: ModelSpec | str, added: Sequence[str] = ()) -> list[EvalRun]:
+def eval_runs(
+    cfg: StudyConfig,
+    model: ModelSpec | str,
+    added: Sequence[str] = (),
+    retention: Sequence[str] = (),
+) -> list[EvalRun]:
     """The model's lm_eval runs. lm_eval's ``--num_fewshot`` applies to every task of a run,
     and MT-Bench has no few-shot examples: with ``num_fewshot`` set, MT-Bench runs apart.
     ``added``: the knowledge tasks the study adds (``study.knowledge``), in a run of their
-    own, so that their data appearing or going away never redoes the other runs."""
+    own, so that their data appearing or going away never redoes the other runs; the same
+    for ``retention``, the English tasks (``study.retention``)."""
     if isinstance(model, str):  # a label: the study's tasks
         model = ModelSpec(model, "")
     tasks = model_tasks(cfg, model)
@@ -155,7 +164,7 @@ def eval_runs(cfg: StudyConfig, model: ModelSpec | str, added: Sequence[str] = (
         runs.append(EvalRun(TURN2_DIR, out / TURN2_DIR, second, None, {METADATA_TURN1: str(turn1)}))
     if added:
         runs.append(EvalRun(KNOWLEDGE_DIR, out / KNOWLEDGE_DIR, list(added), cfg.num_fewshot, {}))
-    return runs + heldout_runs(cfg, model)
+    return runs + retention_runs(cfg, model, retention) + heldout_runs(cfg, model)
 
 
 def _model_args(model: ModelSpec) -> str:
@@ -201,3 +210,29 @@ def request(cfg: StudyConfig, model: ModelSpec, ev: EvalRun) -> dict[str, Any]:
         # processes; another engine's run is another run.
         **({"engine": cfg.engine.name} if cfg.engine.name != "hf" else {}),
     }
+
+
+@dataclass(frozen=True)
+class JudgeCommand:
+    """One ``langadapt judge`` call of a model: the languages it judges, with which rubric
+    (None: the study's)."""
+
+    languages: tuple[str, ...]
+    rubric: str | None
+    args: list[str]
+
+
+def judge_commands(
+    cfg: StudyConfig, model: ModelSpec, retention: Sequence[str] = ()
+) -> list[JudgeCommand]:
+    """The model's judge calls: its MT-Bench languages with the study's rubric, English
+    (retention, or a task of its own) with FastChat's prompts (``study.retention``)."""
+    codes = languages([t for t in [*model_tasks(cfg, model), *retention] if is_mtbench(t)])
+    own = tuple(c for c in codes if c != ENGLISH)
+    base = [executable("langadapt"), "judge", str(eval_dir(cfg, model.label))]
+    tail = ["--allow-unscored"] if cfg.allow_unscored else []
+    out = [JudgeCommand(own, None, [*base, "--languages", ",".join(own), *tail])] if own else []
+    if ENGLISH in codes:
+        args = [*base, "--languages", ENGLISH, "--rubric", RUBRIC, *tail]
+        out.append(JudgeCommand((ENGLISH,), RUBRIC, args))
+    return out

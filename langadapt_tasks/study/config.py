@@ -9,10 +9,12 @@ within the range the step that uses them accepts).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from langadapt_tasks.benchmarks.mtbench import CATEGORIES
 from langadapt_tasks.files import (
     Fields,
     check_keys,
@@ -47,11 +49,15 @@ TOP_KEYS = ("output", "base_model", "instruct_model", "data_dir", "train", "eval
 TOP_KEYS += ("report", "models", "languages")
 TRAIN_KEYS = ("config", "presets", "overrides", "adapters")
 EVALUATE_KEYS = ("tasks", "limit", "num_fewshot", "gen_kwargs", "batch_size")
-EVALUATE_KEYS += ("apply_chat_template", "turn2", "lm_eval_args")
+EVALUATE_KEYS += ("apply_chat_template", "turn2", "lm_eval_args", "retention")
 EVALUATE_KEYS += ("engine", "processes", "shared_prefix", "engine_args")
 REPORT_KEYS = ("baseline", "compare")
 COMPARE = ("published",)  # report.compare: the study's published tables beside ours
 DEFAULT_TASKS = ["cmmlu_langadapt", "mtbench_langadapt_zh"]
+# English retention: MMLU (``mmlu`` is the whole group) and English MT-Bench, turn 1.
+RETENTION_TASK = re.compile(
+    rf"^(mmlu|mmlu_langadapt(_[a-z_]+)?|mtbench_langadapt_en(_({'|'.join(CATEGORIES)}))?)$"
+)
 # The judge settings a study may set (LANGADAPT_JUDGE_* in lower case), and its own key.
 JUDGE_STUDY_KEYS = ("allow_unscored",)
 # The ranges the judge accepts (judge.settings.resolve), checked when the config is read.
@@ -115,6 +121,8 @@ class StudyConfig:
     batch_size: str = "1"
     apply_chat_template: bool = True
     turn2: bool = False  # also MT-Bench's second turns (a second lm_eval run per model)
+    # English retention tasks (study.retention): None = the default ones that are available.
+    retention: list[str] | None = None
     lm_eval_args: list[str] = field(default_factory=list)
     engine: Engine = field(default_factory=Engine)  # lm-eval's backend and processes
     judge: dict[str, Any] | None = None  # None: judge off; else judge setting -> value
@@ -211,6 +219,25 @@ def _tasks(f: Fields, raw: Any, where: str = "evaluate.tasks") -> list[str]:
         raise f.bad(where, "no tasks to evaluate")
     if len(set(tasks)) != len(tasks):
         raise f.bad(where, f"a task is listed twice: {', '.join(tasks)}")
+    return tasks
+
+
+def _retention(f: Fields, evaluate: dict[str, Any]) -> list[str] | None:
+    """``evaluate.retention``: English MMLU and MT-Bench tasks; absent: the defaults."""
+    if "retention" not in evaluate:
+        return None
+    raw = evaluate["retention"]
+    tasks = [] if raw is None else f.text_list(raw, "evaluate.retention")
+    for i, task in enumerate(tasks):
+        if not RETENTION_TASK.match(task):
+            raise f.bad(
+                f"evaluate.retention[{i}]",
+                f"{task!r} is not an English retention task: mmlu (or an mmlu_langadapt "
+                "category or subject) and mtbench_langadapt_en (or one of its categories); "
+                "[] turns retention off",
+            )
+    if len(set(tasks)) != len(tasks):
+        raise f.bad("evaluate.retention", f"a task is listed twice: {', '.join(tasks)}")
     return tasks
 
 
@@ -358,6 +385,7 @@ def load(path: Path) -> StudyConfig:
             evaluate.get("apply_chat_template", True), "evaluate.apply_chat_template"
         ),
         turn2=f.boolean(evaluate.get("turn2", False), "evaluate.turn2"),
+        retention=_retention(f, evaluate),
         lm_eval_args=_lm_eval_args(f, evaluate.get("lm_eval_args")),
         engine=_engine(f, evaluate),
         judge=judge,

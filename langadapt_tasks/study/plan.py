@@ -11,17 +11,18 @@ import math
 import os
 import re
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from langadapt_tasks.benchmarks.mtbench import CATEGORIES
 from langadapt_tasks.judge.rubrics import DEFAULT_RUBRIC
 from langadapt_tasks.judge.verdicts import coverage
+from langadapt_tasks.study.added import Added
 from langadapt_tasks.study.commands import (
     TrainCell,
     eval_dir,
-    eval_runs,
     is_mtbench,
+    judge_commands,
     lm_eval_command,
     model_tasks,
     models,
@@ -31,15 +32,17 @@ from langadapt_tasks.study.commands import (
     turn2_tasks,
 )
 from langadapt_tasks.study.config import ModelSpec, StudyConfig, judge_sources
-from langadapt_tasks.study.engines import EngineError, executable
+from langadapt_tasks.study.engines import EngineError
+from langadapt_tasks.study.knowledge import languages
 from langadapt_tasks.study.records import finished
+from langadapt_tasks.study.retention import ENGLISH
+from langadapt_tasks.study.retention import RUBRIC as RETENTION_RUBRIC
 from langadapt_tasks.study.trained import changed_settings
 from langadapt_train.outputs import is_finished
 
 # MT-Bench has 80 questions, 10 per category (a language's own question file may differ).
 QUESTIONS_PER_CATEGORY = 10
 _MT_TASK = re.compile(rf"^mtbench_langadapt_[a-z][a-z0-9]{{1,7}}(?:_({'|'.join(CATEGORIES)}))?$")
-Added = Callable[[ModelSpec], list[str]]
 
 
 @dataclass(frozen=True)
@@ -97,9 +100,9 @@ def _train_step(cfg: StudyConfig, cell: TrainCell) -> tuple[Step, int]:
     )
 
 
-def _eval_steps(cfg: StudyConfig, model: ModelSpec, added: list[str]) -> list[Step]:
+def _eval_steps(cfg: StudyConfig, model: ModelSpec, added: Added) -> list[Step]:
     steps = []
-    for ev in eval_runs(cfg, model, added):
+    for ev in added.runs(model):
         name = model.label + ("" if ev.name == "main" else f" ({ev.name})")
         done = finished(ev, request(cfg, model, ev)) is not None
         try:
@@ -111,22 +114,27 @@ def _eval_steps(cfg: StudyConfig, model: ModelSpec, added: list[str]) -> list[St
     return steps
 
 
-def _judge_step(cfg: StudyConfig, model: ModelSpec) -> Step | None:
-    if cfg.judge is None or not any(is_mtbench(t) for t in model_tasks(cfg, model)):
-        return None
+def _judge_steps(cfg: StudyConfig, model: ModelSpec, retention: list[str]) -> list[Step]:
+    """The model's ``langadapt judge`` calls, one per rubric; done when their languages'
+    answers all have verdicts."""
+    if cfg.judge is None:
+        return []
     folder = eval_dir(cfg, model.label)
     cov = coverage(folder) if folder.is_dir() else {}
-    done = bool(cov) and all(
-        c.complete or (cfg.allow_unscored and c.missing == 0) for c in cov.values()
-    )
-    command = [executable("langadapt"), "judge", str(folder)]
-    command += ["--allow-unscored"] if cfg.allow_unscored else []
-    return Step("judge", model.label, tuple(command), done)
+    steps = []
+    for command in judge_commands(cfg, model, retention):
+        part = [c for g, c in cov.items() if languages([g])[0] in command.languages]
+        done = bool(part) and all(
+            c.complete or (cfg.allow_unscored and c.missing == 0) for c in part
+        )
+        name = model.label + (f" ({command.rubric})" if command.rubric else "")
+        steps.append(Step("judge", name, tuple(command.args), done))
+    return steps
 
 
 def build_plan(cfg: StudyConfig, bases: Mapping[str, str], added: Added) -> Plan:
     """The study's steps in the order they run. ``bases``: model label -> its base as the
-    commands name it; ``added(model)``: the knowledge tasks the study adds for it."""
+    commands name it; ``added``: the tasks the study adds (knowledge, retention)."""
     evaluated = models(cfg, bases)
     plan = Plan([], evaluated)
     for cell in train_cells(cfg, bases):
@@ -134,22 +142,26 @@ def build_plan(cfg: StudyConfig, bases: Mapping[str, str], added: Added) -> Plan
         plan.steps.append(step)
         plan.training_runs += len(cfg.presets)
         plan.training_todo += todo
+    retention = added.retention.tasks
+    requests: dict[str, int] = {}
     for model in evaluated:
         extra = added(model)
-        plan.steps += _eval_steps(cfg, model, extra)
-        tasks = model_tasks(cfg, model)
-        answers = sum(mtbench_questions(t, cfg.limit) for t in tasks)
-        turns = {1: answers, 2: answers if cfg.turn2 and turn2_tasks(tasks) else 0}
-        for turn, n in turns.items():
-            plan.mtbench_answers[turn] = plan.mtbench_answers.get(turn, 0) + n
+        plan.steps += _eval_steps(cfg, model, added)
+        tasks = [*model_tasks(cfg, model), *retention]
+        for task in tasks:
+            n = mtbench_questions(task, cfg.limit)
+            turns = {1: n, 2: n if cfg.turn2 and turn2_tasks([task]) else 0}
+            for turn, count in turns.items():
+                plan.mtbench_answers[turn] = plan.mtbench_answers.get(turn, 0) + count
+            rubric = RETENTION_RUBRIC if languages([task]) == [ENGLISH] else _rubric(cfg)
+            requests[rubric] = requests.get(rubric, 0) + sum(turns.values())
         for task in [*tasks, *extra]:
             if not is_mtbench(task):
                 plan.multiple_choice[task] = plan.multiple_choice.get(task, 0) + 1
     for model in evaluated:
-        if (step := _judge_step(cfg, model)) is not None:
-            plan.steps.append(step)
+        plan.steps += _judge_steps(cfg, model, retention)
     if cfg.judge is not None:
-        plan.judge_requests[_rubric(cfg)] = sum(plan.mtbench_answers.values())
+        plan.judge_requests = {r: n for r, n in requests.items() if n}
     plan.steps.append(Step("report", "report", (), False, str(cfg.output / "report")))
     return plan
 

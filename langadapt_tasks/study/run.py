@@ -37,12 +37,14 @@ from langadapt_tasks.benchmarks.heldout import METADATA_FILE
 from langadapt_tasks.judge.verdicts import Coverage, coverage
 from langadapt_tasks.report import Identity, build_report
 from langadapt_tasks.study.adapter_check import loglikelihoods, unchanged
+from langadapt_tasks.study.added import Added
 from langadapt_tasks.study.commands import (
     EvalRun,
     TrainCell,
     eval_dir,
     eval_runs,
     is_mtbench,
+    judge_commands,
     lm_eval_command,
     model_tasks,
     models,
@@ -51,9 +53,9 @@ from langadapt_tasks.study.commands import (
     train_command,
 )
 from langadapt_tasks.study.config import STEPS, ModelSpec, StudyConfig, judge_sources
-from langadapt_tasks.study.engines import executable, model_name
+from langadapt_tasks.study.engines import model_name
 from langadapt_tasks.study.grid import label
-from langadapt_tasks.study.knowledge import knowledge_tasks
+from langadapt_tasks.study.knowledge import languages
 from langadapt_tasks.study.models import default_dir, materialize
 from langadapt_tasks.study.plan import Plan, build_plan
 from langadapt_tasks.study.records import (
@@ -111,6 +113,7 @@ def environment(cfg: StudyConfig, base: str) -> dict[str, str]:
             ("LANGADAPT_CMMLU_DIR", "cmmlu"),
             ("LANGADAPT_MTBENCH_DIR", "mt_bench"),
             ("LANGADAPT_TURKISHMMLU_DIR", "turkishmmlu"),
+            ("LANGADAPT_MMLU_DIR", "mmlu"),
         ):
             if (cfg.data_dir / sub).is_dir():
                 env.setdefault(var, str(cfg.data_dir / sub))
@@ -141,31 +144,14 @@ def train(cfg: StudyConfig, cell: TrainCell, env: dict[str, str], run: Runner) -
         )
 
 
-class Added:
-    """The knowledge tasks the study adds per model (``study.knowledge``), looked up once
-    per task list."""
-
-    def __init__(self, cfg: StudyConfig, env: dict[str, str]) -> None:
-        self.cfg, self.env = cfg, env
-        self.all = knowledge_tasks(cfg.tasks, env)
-        self._seen: dict[tuple[str, ...], list[str]] = {}
-
-    def __call__(self, model: ModelSpec) -> list[str]:
-        tasks = tuple(model_tasks(self.cfg, model))
-        if tasks not in self._seen:
-            found = knowledge_tasks(tasks, self.env) if tasks != tuple(self.cfg.tasks) else self.all
-            self._seen[tasks] = list(found.added)
-        return self._seen[tasks]
-
-
 def evaluate(
     cfg: StudyConfig,
     model: ModelSpec,
     env: dict[str, str],
     run: Runner,
-    added: Sequence[str] = (),
+    added: Added | None = None,
 ) -> None:
-    runs = eval_runs(cfg, model, added)
+    runs = added.runs(model) if added is not None else eval_runs(cfg, model)
     if cfg.num_fewshot is not None and any(is_mtbench(t) for t in model_tasks(cfg, model)):
         _log(
             f"evaluate {model.label}: num_fewshot {cfg.num_fewshot} applies to the "
@@ -192,16 +178,19 @@ def evaluate(
             raise StudyError(f"{what} failed; rerun the study to resume")
         marker = record(ev, model.label, before, asked)
         if model.peft:
-            _check_applied(cfg, model, ev, marker)
+            _check_applied(cfg, model, ev, marker, added)
         mark_done(ev, marker)
 
 
-def _check_applied(cfg: StudyConfig, model: ModelSpec, ev: EvalRun, marker: dict[str, Any]) -> None:
+def _check_applied(
+    cfg: StudyConfig, model: ModelSpec, ev: EvalRun, marker: dict[str, Any], added: Added | None
+) -> None:
     """Stop when the adapter's run gave the base model's log-likelihoods on every shared
     request (the adapter was not applied); nothing is recorded, so a rerun redoes it. The
     base model's run of the same name is read from its completion record."""
-    base = ModelSpec(label(model.model, "base"), model.pretrained)
-    same = [b for b in eval_runs(cfg, base) if b.name == ev.name]
+    base = ModelSpec(label(model.model, "base"), model.pretrained, model=model.model)
+    runs = added.runs(base) if added is not None else eval_runs(cfg, base)
+    same = [b for b in runs if b.name == ev.name]
     base_marker = read_marker(same[0]) if same else None
     if base_marker is not None:
         base_marker = finished(same[0], base_marker.get("request"))
@@ -240,8 +229,16 @@ def _describe(answers: int, unscored: int, missing: int) -> str:
     )
 
 
-def judge(cfg: StudyConfig, model: ModelSpec, env: dict[str, str], run: Runner) -> str | None:
-    """Judge the model's answers until every one is scored; the problem, when some are not."""
+def judge(
+    cfg: StudyConfig,
+    model: ModelSpec,
+    env: dict[str, str],
+    run: Runner,
+    retention: Sequence[str] = (),
+) -> str | None:
+    """Judge the model's answers until every one is scored; the problem, when some are not.
+    One ``langadapt judge`` per rubric (``judge_commands``), each only while its languages
+    have answers without a verdict."""
     out = eval_dir(cfg, model.label)
     cov = coverage(out) if out.is_dir() else {}
     if not cov:
@@ -253,15 +250,16 @@ def judge(cfg: StudyConfig, model: ModelSpec, env: dict[str, str], run: Runner) 
         _log(f"judge {model.label}: done ({answers} answers{accepted})")
         return None
     _log(f"judge {model.label}: {_describe(answers, unscored, missing)}; judging")
-    args = [executable("langadapt"), "judge", str(out)]
-    if cfg.allow_unscored:
-        args.append("--allow-unscored")
-    code = run(args, env)
-    if code not in (0, 1):  # 1: some answers stay unscored, checked below
-        raise StudyError(
-            f"judge {model.label} failed (exit {code}): see the message above; fix the judge "
-            "settings and rerun the study (scored verdicts are cached)"
-        )
+    for command in judge_commands(cfg, model, retention):
+        part = {g: c for g, c in cov.items() if languages([g])[0] in command.languages}
+        if not part or _judge_state(part, cfg.allow_unscored)[0]:
+            continue
+        code = run(command.args, env)
+        if code not in (0, 1):  # 1: some answers stay unscored, checked below
+            raise StudyError(
+                f"judge {model.label} failed (exit {code}): see the message above; fix the "
+                "judge settings and rerun the study (scored verdicts are cached)"
+            )
     done, answers, unscored, missing = _judge_state(coverage(out), cfg.allow_unscored)
     if done:
         return None
@@ -281,7 +279,7 @@ def report_inputs(
     out: dict[str, list[Path]] = {}
     for model in evaluated:
         files = []
-        for ev in eval_runs(cfg, model, added(model) if added else ()):
+        for ev in added.runs(model) if added else eval_runs(cfg, model):
             marker = finished(ev, request(cfg, model, ev))
             if marker is not None:
                 files.append(ev.folder / marker["results"])
@@ -325,17 +323,20 @@ def run_study(
         added = Added(cfg, env)
         for task in added.all.added:
             _log(f"evaluate: adding {task} (the multiple-choice task of a study language)")
-        for name, why in added.all.unavailable.items():
+        for task in added.retention.tasks:
+            _log(f"evaluate: adding {task} (English retention, every model)")
+        for name, why in added.unavailable.items():
             _log(f"evaluate: {name} not available ({why}); skipped")
     if "evaluate" in steps:
         for model in evaluated:
-            evaluate(cfg, model, env, run, added(model) if added else ())
+            evaluate(cfg, model, env, run, added)
     problems: list[str] = []
     if "judge" in steps:
         if cfg.judge is None:
             _log("judge: off (MT-Bench reports fidelity only)")
         else:
-            problems = [p for model in evaluated if (p := judge(cfg, model, env, run))]
+            retention = (added or Added(cfg, env)).retention.tasks
+            problems = [p for model in evaluated if (p := judge(cfg, model, env, run, retention))]
     report = None
     if "report" in steps:
         report = _report(cfg, evaluated, added or Added(cfg, env), named, env)
@@ -386,7 +387,7 @@ def _report(
         names=[name for name, files in inputs.items() for _ in files],
         baseline=baseline,
         title=f"langadapt study: {cfg.path.name}",
-        unavailable=added.all.unavailable,
+        unavailable=added.unavailable,
         identities=identities(cfg, evaluated, inputs) if laid_out else None,
         compare=cfg.compare,
         extra=[("Tokenizer cost", [t for t in [cost] if t is not None])],

@@ -1,0 +1,1 @@
+"""English MMLU's lm-eval hooks (its data and subjects: ``benchmarks.mmlu``)."""
