@@ -11,7 +11,7 @@ from langadapt_tasks.benchmarks.cmmlu_subjects import (
     cmmlu_task_name,
     subjects_in,
 )
-from langadapt_tasks.generate.render import group_config
+from langadapt_tasks.generate.render import category_groups
 
 # CMMLU's code leaves the instruction out when the question alone passes the
 # token budget (``shot_budget`` < 0, set by the loader).
@@ -32,15 +32,8 @@ def _family(group: str, template: str, description: str) -> dict[str, dict]:
             "dataset_kwargs": {"cmmlu_subject": subject.name},
             "description": description.format(header=PROMPT_HEADER.format(subject=subject.name_zh)),
         }
-    for category in CATEGORIES:
-        files[f"_{group}_{category}.yaml"] = group_config(
-            f"{group}_{category}",
-            [cmmlu_task_name(s, group) for s in subjects_in(category)],
-            AGGREGATES,
-            alias=category,
-        )
-    files[f"_{group}.yaml"] = group_config(group, [f"{group}_{c}" for c in CATEGORIES], AGGREGATES)
-    return files
+    members = {c: [cmmlu_task_name(s, group) for s in subjects_in(c)] for c in CATEGORIES}
+    return {**files, **category_groups(group, members, AGGREGATES)}
 
 
 def cmmlu_configs() -> dict[str, dict]:

@@ -11,7 +11,7 @@ from langadapt_tasks.benchmarks.mmlu_subjects import (
     mmlu_task_name,
     subjects_in,
 )
-from langadapt_tasks.generate.render import group_config
+from langadapt_tasks.generate.render import category_groups
 
 TEMPLATE = "_default_template_yaml"  # written by hand: lm-eval's prompt
 AGGREGATES = [{"metric": "acc", "aggregation": "mean", "weight_by_size": True}]
@@ -29,14 +29,5 @@ def mmlu_configs() -> dict[str, dict]:
             "dataset_kwargs": {"mmlu_subject": subject},
             "description": description(subject),
         }
-    for category in CATEGORIES:
-        files[f"_{MMLU_GROUP}_{category}.yaml"] = group_config(
-            f"{MMLU_GROUP}_{category}",
-            [mmlu_task_name(s) for s in subjects_in(category)],
-            AGGREGATES,
-            alias=category,
-        )
-    files[f"_{MMLU_GROUP}.yaml"] = group_config(
-        MMLU_GROUP, [f"{MMLU_GROUP}_{c}" for c in CATEGORIES], AGGREGATES
-    )
-    return files
+    members = {c: [mmlu_task_name(s) for s in subjects_in(c)] for c in CATEGORIES}
+    return {**files, **category_groups(MMLU_GROUP, members, AGGREGATES)}

@@ -29,6 +29,21 @@ def group_config(
     }
 
 
+def category_groups(
+    group: str, members: dict[str, list[str]], aggregates: list[dict]
+) -> dict[str, dict]:
+    """A benchmark's group files: ``<group>_<category>`` over each category's subject tasks
+    (``members``), and ``<group>`` over the categories, in that order."""
+    files = {
+        f"_{group}_{category}.yaml": group_config(
+            f"{group}_{category}", tasks, aggregates, category
+        )
+        for category, tasks in members.items()
+    }
+    files[f"_{group}.yaml"] = group_config(group, [f"{group}_{c}" for c in members], aggregates)
+    return files
+
+
 class _Dumper(yaml.SafeDumper):
     """Writes strings with newlines double-quoted, as lm-eval's own YAMLs do."""
 

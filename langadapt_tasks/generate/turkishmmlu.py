@@ -9,7 +9,7 @@ from langadapt_tasks.benchmarks.turkishmmlu_subjects import (
     subjects_in,
     turkishmmlu_task_name,
 )
-from langadapt_tasks.generate.render import group_config
+from langadapt_tasks.generate.render import category_groups
 
 TEMPLATE = "_default_template_yaml"  # written by hand: the paper's prompt
 AGGREGATES = [
@@ -28,14 +28,5 @@ def turkishmmlu_configs() -> dict[str, dict]:
             "task_alias": subject.name,
             "dataset_kwargs": {"turkishmmlu_subject": subject.name},
         }
-    for category in CATEGORIES:
-        files[f"_{TURKISHMMLU_GROUP}_{category}.yaml"] = group_config(
-            f"{TURKISHMMLU_GROUP}_{category}",
-            [turkishmmlu_task_name(s) for s in subjects_in(category)],
-            AGGREGATES,
-            alias=category,
-        )
-    files[f"_{TURKISHMMLU_GROUP}.yaml"] = group_config(
-        TURKISHMMLU_GROUP, [f"{TURKISHMMLU_GROUP}_{c}" for c in CATEGORIES], AGGREGATES
-    )
-    return files
+    members = {c: [turkishmmlu_task_name(s) for s in subjects_in(c)] for c in CATEGORIES}
+    return {**files, **category_groups(TURKISHMMLU_GROUP, members, AGGREGATES)}
