@@ -16,6 +16,7 @@ import functools
 import http.server
 import json
 import math
+import os
 import re
 import threading
 from pathlib import Path
@@ -321,6 +322,50 @@ def test_paper_zh_is_the_studys_prompt() -> None:
     assert rubrics.reask_message("paper", "zh") == "你的答案一定要是一个数字，不能有其他文字。"
 
 
+# The study's judge prompt as printed, kept beside the checkout (never in the repository).
+REFERENCE = Path(
+    os.environ.get(
+        "LANGADAPT_TEST_REFERENCE", Path(__file__).resolve().parents[2] / "shared" / "reference"
+    )
+)
+_CJK = r"[\u4e00-\u9fff，：（）？。、]"
+_FULL_WIDTH = str.maketrans({",": "，", ":": "：", "(": "（", ")": "）", "?": "？"})
+
+
+def printed_chinese_prompt() -> str:
+    path = REFERENCE / "study-judge-prompt.md"
+    if not path.is_file():
+        pytest.fail(f"{path} not found; set LANGADAPT_TEST_REFERENCE to its folder")
+    text = path.read_text(encoding="utf-8")
+    return text.split("## Chinese, as printed")[1].split("```text\n")[1].split("\n```")[0]
+
+
+def as_sent(printed: str) -> str:
+    """The PDF's text read as docs/mtbench.md says: ASCII , : ( ) ? are the full-width marks,
+    and white space between two Chinese characters or marks is a line break, not text."""
+    text = printed.translate(_FULL_WIDTH)
+    return re.sub(rf"(?<={_CJK})\s+(?={_CJK})", "", text).strip()
+
+
+def test_paper_zh_is_the_prompt_as_printed_example_answers_included() -> None:
+    """The whole system message, built here from the study's printed text (the reference file):
+    its instruction, then both examples in the Human / AI / Score layout (the labels and the
+    scores 5 and 0 as the English translation prints them)."""
+    instruction, question_1, answer_1, second = printed_chinese_prompt().split("\n\n")
+    assert answer_1.startswith("AI: ") and second.startswith("人类:: ")
+    question_2, answer_2 = second.removeprefix("人类:: ").split(" AI: ")
+    expected = (
+        f"{as_sent(instruction)}\n"
+        f"Human: {as_sent(question_1)}\nAI: {as_sent(answer_1.removeprefix('AI: '))}\nScore: 5\n\n"
+        f"Human: {as_sent(question_2)}\nAI: {as_sent(answer_2)}\nScore: 0"
+    )
+    item = JudgeItem("zh", 1, 81, "writing", ("问", "问2"), ("答",))
+    system, _ = build_messages("paper", item)
+    assert system["content"] == expected
+    assert "质子和中子在中心紧密结合在一起。原子核周围是电子，它们以特定的能级" in expected
+    assert as_sent(instruction) == PAPER_SYSTEM
+
+
 def test_paper_tr_is_marked_as_our_translation() -> None:
     item = JudgeItem("tr", 2, 81, "writing", ("Soru 1", "Soru 2"), ("Yanıt 1", "Yanıt 2"))
     system, user = build_messages("paper", item)
@@ -328,7 +373,10 @@ def test_paper_tr_is_marked_as_our_translation() -> None:
     assert user["content"] == "Human: Soru 1\nAI: Yanıt 1\n\nHuman: Soru 2\nAI: Yanıt 2\nScore:"
     template = Path(TEMPLATE_DIR / "paper_tr.j2").read_text(encoding="utf-8")
     assert "langadapt's own translation" in template
-    assert "RECONSTRUCTED" in (TEMPLATE_DIR / "paper_zh.j2").read_text(encoding="utf-8")
+    # Nothing of the Chinese prompt is reconstructed any more: the first example's answer is
+    # the printed one (test above), and the Turkish example translates it.
+    assert "RECONSTRUCTED" not in (TEMPLATE_DIR / "paper_zh.j2").read_text(encoding="utf-8")
+    assert "negatif yüklüdür ve çekirdeğin etrafında hızla hareket eder" in system["content"]
 
 
 @pytest.mark.parametrize(
