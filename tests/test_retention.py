@@ -437,3 +437,7 @@ def test_the_plan_lists_retention_runs_and_one_judge_call_per_rubric(
     assert plan.judge_requests == {"paper": 16, "fastchat": 16}
     text = format_plan(cfg, plan)
     assert "judge requests, rubric fastchat: 16" in text and not (tmp_path / "out").exists()
+    monkeypatch.setattr(cfg, "data_dir", None)  # no local copies: said in the plan
+    text = format_plan(cfg, plan_study(cfg))
+    assert "English MMLU: not available (no local copy (LANGADAPT_MMLU_DIR is not set)" in text
+    assert "English MT-Bench: not available (no local copy" in text

@@ -26,7 +26,8 @@ class Added:
         tasks = tuple(model_tasks(self.cfg, model))
         if tasks not in self._seen:
             found = knowledge_tasks(tasks, self.env) if tasks != tuple(self.cfg.tasks) else self.all
-            self._seen[tasks] = list(found.added)
+            # English's knowledge task is MMLU: already a retention run when taken.
+            self._seen[tasks] = [t for t in found.added if t not in self.retention.tasks]
         return self._seen[tasks]
 
     @property

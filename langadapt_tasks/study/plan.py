@@ -63,6 +63,7 @@ class Plan:
     mtbench_answers: dict[int, int] = field(default_factory=dict)  # turn -> answers
     judge_requests: dict[str, int] = field(default_factory=dict)  # rubric -> requests
     multiple_choice: dict[str, int] = field(default_factory=dict)  # task -> models
+    unavailable: dict[str, str] = field(default_factory=dict)  # benchmark -> why it is skipped
 
     def of(self, kind: str) -> list[Step]:
         return [s for s in self.steps if s.kind == kind]
@@ -136,7 +137,7 @@ def build_plan(cfg: StudyConfig, bases: Mapping[str, str], added: Added) -> Plan
     """The study's steps in the order they run. ``bases``: model label -> its base as the
     commands name it; ``added``: the tasks the study adds (knowledge, retention)."""
     evaluated = models(cfg, bases)
-    plan = Plan([], evaluated)
+    plan = Plan([], evaluated, unavailable=added.unavailable)
     for cell in train_cells(cfg, bases):
         step, todo = _train_step(cfg, cell)
         plan.steps.append(step)
@@ -189,6 +190,8 @@ def format_plan(cfg: StudyConfig, plan: Plan) -> str:
     limit = "every question" if cfg.limit is None else f"limit {cfg.limit} per subject"
     for task, n in plan.multiple_choice.items():
         lines.append(f"  {task}: {n} models ({limit})")
+    for name, why in plan.unavailable.items():
+        lines.append(f"  {name}: not available ({why}); skipped")
     answers = plan.mtbench_answers
     if sum(answers.values()):
         turn2 = f" + {answers[2]} second turns" if answers.get(2) else ""
