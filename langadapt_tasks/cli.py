@@ -62,7 +62,13 @@ def _cmd_judge(args: argparse.Namespace) -> int:
 
     settings = resolve({k: v for k, v in vars(args).items() if k.startswith("judge_")})
     try:
-        report = rejudge(args.samples, settings, progress=not args.json, languages=args.languages)
+        report = rejudge(
+            args.samples,
+            settings,
+            progress=not args.json,
+            languages=args.languages,
+            against=args.against,
+        )
     except JudgeStopped as err:
         print(f"langadapt judge: error: {err}", file=sys.stderr)
         return 2
@@ -197,6 +203,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="judge only these languages' answers, e.g. zh,tr (default: every language "
         "found); answers in several languages with different rubrics are judged one "
         "call per rubric",
+    )
+    p.add_argument(
+        "--against",
+        type=Path,
+        nargs="+",
+        default=[],
+        metavar="BASELINE",
+        help="a pairwise rubric (fastchat-pair): the baseline model's samples (files or "
+        "folders); each model's answers are compared with its answers to the same question "
+        "and turn, in both orders",
     )
     p.add_argument("--judge-model", dest="judge_model", help="judge model (LANGADAPT_JUDGE_MODEL)")
     p.add_argument(

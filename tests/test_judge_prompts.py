@@ -240,8 +240,9 @@ def test_packaged_turkish_prompts_state_each_sentences_source(mt_bench_dir: Path
     assert sorted(p.name for p in data.glob("*.jsonl")) == ["judge_prompts_tr.jsonl"]
     turkish = turkish_prompts(mt_bench_dir)
     shipped = load_judge_prompts(data / "judge_prompts_tr.jsonl")
-    # Every single-answer prompt FastChat has (the pairwise ones are not used), in its order.
-    assert list(shipped) == [name for name in turkish if name.startswith("single-")]
+    # Every single-answer and pairwise prompt FastChat has, in its order.
+    assert list(shipped) == [name for name in turkish if name.startswith(("single-", "pair-"))]
+    assert len(shipped) == 8
     for name, row in shipped.items():
         provenance = row.pop("provenance")
         assert row == turkish[name]

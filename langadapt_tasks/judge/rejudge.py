@@ -19,6 +19,7 @@ from typing import Any
 from langadapt_tasks.benchmarks.fidelity import fidelity
 from langadapt_tasks.benchmarks.mtbench import CATEGORIES, group_name, read_jsonl
 from langadapt_tasks.judge.engine import judge_items, summarize, verdict_rows, write_jsonl
+from langadapt_tasks.judge.pairwise import judge_against, pair_up
 from langadapt_tasks.judge.rubrics import JudgeItem
 from langadapt_tasks.judge.settings import JudgeSettings, require_configured
 from langadapt_tasks.judge.verdicts import (
@@ -124,22 +125,29 @@ def rejudge(
     *,
     progress: bool = True,
     languages: Sequence[str] | None = None,
+    against: Sequence[Path] = (),
 ) -> dict[str, Any]:
     """Judge every model's samples under ``paths`` (only ``languages``' answers, when
-    given); per model: the summary, the table and the verdict files written. Raises
-    ``JudgeStopped`` at a client error (bad key...)."""
+    given); per model: the summary, the table and the verdict files written. A pairwise
+    rubric compares each model's answers with those under ``against`` (``judge.pairwise``).
+    Raises ``JudgeStopped`` at a client error (bad key...)."""
     require_configured(settings)
     if not settings.enabled:
         raise ValueError("the judge is switched off (judge=off / LANGADAPT_JUDGE=off)")
-    pairs = load_items(samples_files(paths))
-    if languages:
-        found = sorted({item.lang for item, _ in pairs})
-        pairs = [(item, path) for item, path in pairs if item.lang in languages]
-        if not pairs:
-            raise ValueError(
-                f"no MT-Bench answers in {', '.join(languages)} under the paths given "
-                f"(found: {', '.join(found)})"
-            )
+    pairwise = settings.rubric_record.kind == "pairwise"
+    if pairwise != bool(against):
+        raise ValueError(
+            f"rubric {settings.rubric!r} compares two models: give the baseline's samples "
+            "with --against"
+            if pairwise
+            else f"--against compares two models' answers: choose a pairwise rubric "
+            f"(--rubric fastchat-pair), not {settings.rubric!r}"
+        )
+    pairs = _only(load_items(samples_files(paths)), languages)
+    if pairwise:
+        return _against(
+            pairs, _only(load_items(samples_files(against)), languages), settings, progress
+        )
     items = [item for item, _ in pairs]
     verdicts = judge_items(items, settings, progress=progress)
     stamp = dt.datetime.now().isoformat().replace(":", "-")
@@ -175,15 +183,69 @@ def rejudge(
     }
 
 
+def _only(
+    pairs: list[tuple[JudgeItem, Path]], languages: Sequence[str] | None
+) -> list[tuple[JudgeItem, Path]]:
+    """The answers in ``languages`` (all without), or an error naming the languages found."""
+    if not languages:
+        return pairs
+    found = sorted({item.lang for item, _ in pairs})
+    kept = [(item, path) for item, path in pairs if item.lang in languages]
+    if not kept:
+        raise ValueError(
+            f"no MT-Bench answers in {', '.join(languages)} under the paths given "
+            f"(found: {', '.join(found)})"
+        )
+    return kept
+
+
+def _against(
+    pairs: list[tuple[JudgeItem, Path]],
+    baseline: list[tuple[JudgeItem, Path]],
+    settings: JudgeSettings,
+    progress: bool,
+) -> dict[str, Any]:
+    """Each model's answers against the baseline's (one model), both orders."""
+    names = sorted({item.model for item, _ in baseline})
+    if len(names) != 1:
+        raise ValueError(
+            f"--against must hold one model's answers (the baseline); found {len(names)}: "
+            f"{', '.join(names)}"
+        )
+    theirs = [item for item, _ in baseline]
+    by_folder: dict[Path, list[JudgeItem]] = {}
+    for item, path in pairs:
+        if item.model != names[0]:  # the baseline itself, if among the paths, is skipped
+            by_folder.setdefault(path.parent, []).append(item)
+    if not by_folder:
+        raise ValueError(f"no model's answers to compare with the baseline {names[0]}")
+    several = len(by_folder) > 1
+    return judge_against(
+        {_out_dir(settings, f, several): pair_up(mine, theirs) for f, mine in by_folder.items()},
+        settings,
+        progress=progress,
+    )
+
+
 def print_report(report: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
         return
     judge = report["judge"]
     print(f"judge: {judge['model']} at {judge['base_url']}, rubric {judge['rubric']}")
+    if "bootstrap" in report:
+        boot = report["bootstrap"]
+        print(
+            "pairwise: both orders per pair; win rate = (wins + ties/2) / scored pairs; 95% "
+            f"bootstrap interval over questions ({boot['resamples']} resamples, "
+            f"seed {boot['seed']})"
+        )
     for name, model in report["models"].items():
-        print(f"\nmodel: {name}\n")
+        against = f" against {model['against']}" if model.get("against") else ""
+        print(f"\nmodel: {name}{against}\n")
         print(model["markdown"])
+        for line in model.get("missing", []):
+            print(f"not compared: {line}")
         for path in model["written"]:
             print(f"\nverdicts: {path}")
 

@@ -108,14 +108,22 @@ class JudgeItem:
     # path); "" when unknown. Two models' answers to one question are two items.
     model: str = ""
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    # A pairwise rubric's item: the other model's answers to the same question and turn, and
+    # which is shown first ("A"): this model's (``first``) or the other's.
+    rival: tuple[str, ...] = ()
+    rival_model: str = ""
+    first: bool = True
 
     @property
     def id(self) -> str:
         base = f"{self.lang}/turn{self.turn}/{self.question_id}"
+        if self.rival:
+            order = "AB" if self.first else "BA"
+            return f"{self.model}|vs|{self.rival_model}|{order}|{base}"
         return f"{self.model}|{base}" if self.model else base
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "lang": self.lang,
             "turn": self.turn,
             "question_id": self.question_id,
@@ -125,6 +133,9 @@ class JudgeItem:
             "reference": list(self.reference),
             "model": self.model,
         }
+        if self.rival:
+            out.update(against=self.rival_model, against_answers=list(self.rival))
+        return out
 
 
 def template(rubric: Rubric | str, lang: str) -> jinja2.Template:
@@ -191,6 +202,36 @@ def _download(url: str, local: str | None) -> Path:
     )
 
 
+def _fastchat_pair_messages(rubric: Rubric, item: JudgeItem) -> list[dict[str, str]]:
+    """What FastChat's ``run_judge_pair`` sends for this pair, in this order."""
+    prompts = read_fastchat_prompts(fastchat_prompts_file(item.lang, item.meta, rubric))
+    ref = uses_reference(rubric, item)
+    prompt = prompts[rubric.fastchat_prompt(ref, item.turn)]
+    a, b = (item.answers, item.rival) if item.first else (item.rival, item.answers)
+    kwargs = {f"ref_answer_{i + 1}": r for i, r in enumerate(item.reference[:2])} if ref else {}
+    if item.turn == 2:
+        user = prompt["prompt_template"].format(
+            question_1=item.questions[0],
+            question_2=item.questions[1],
+            answer_a_1=a[0],
+            answer_b_1=b[0],
+            answer_a_2=a[1],
+            answer_b_2=b[1],
+            **kwargs,
+        )
+    else:
+        user = prompt["prompt_template"].format(
+            question=item.questions[0], answer_a=a[0], answer_b=b[0], **kwargs
+        )
+    return _openai_messages(prompt["system_prompt"], user)
+
+
+def _openai_messages(system: str, user: str) -> list[dict[str, str]]:
+    """FastChat's ``Conversation.to_openai_api_messages``: system (when not empty), then user."""
+    out = [{"role": "system", "content": system}] if system else []
+    return [*out, {"role": "user", "content": user}]
+
+
 def _fastchat_messages(rubric: Rubric, item: JudgeItem) -> list[dict[str, str]]:
     """What FastChat's ``run_judge_single`` sends for this answer."""
     prompts = read_fastchat_prompts(fastchat_prompts_file(item.lang, item.meta, rubric))
@@ -212,12 +253,7 @@ def _fastchat_messages(rubric: Rubric, item: JudgeItem) -> list[dict[str, str]]:
         user = prompt["prompt_template"].format(
             question=item.questions[0], answer=item.answers[0], **kwargs
         )
-    # FastChat's ``Conversation.to_openai_api_messages``: system (when not empty), then user.
-    system = prompt["system_prompt"]
-    return [
-        *([{"role": "system", "content": system}] if system else []),
-        {"role": "user", "content": user},
-    ]
+    return _openai_messages(prompt["system_prompt"], user)
 
 
 # --- the rubric interface: a record, or a rubric's name (looked up in the registry) ---------
@@ -237,8 +273,18 @@ def uses_reference(rubric: Rubric | str, item: JudgeItem) -> bool:
 def build_messages(rubric: Rubric | str, item: JudgeItem) -> list[dict[str, str]]:
     """The judge request's chat messages for ``item`` under ``rubric``."""
     record = rubric_named(rubric)
-    if record.kind != "single":  # pairwise records need two answers: not a JudgeItem
-        raise ValueError(f"rubric {record.name!r} is {record.kind}; this judges single answers")
+    if (record.kind == "pairwise") != bool(item.rival):
+        raise ValueError(
+            f"rubric {record.name!r} is {record.kind}: "
+            + (
+                "it compares two models' answers; judge them with `langadapt judge "
+                "--rubric fastchat-pair --against BASELINE_SAMPLES ...`"
+                if record.kind == "pairwise"
+                else "a pair of answers needs a pairwise rubric (fastchat-pair)"
+            )
+        )
+    if record.kind == "pairwise":
+        return _fastchat_pair_messages(record, item)
     if record.source == "judge_prompts":
         return _fastchat_messages(record, item)
     return render_messages(template(record, item.lang), _context(item, record))

@@ -9,7 +9,8 @@ from langadapt_tasks.files import iter_jsonl
 from langadapt_tasks.languages.rubric_registry import from_source
 
 # The prompts the rubrics of source "judge_prompts" send (FastChat's ``run_judge_single``:
-# single-v1, single-math-v1 and their -multi-turn variants).
+# single-v1, single-math-v1; ``run_judge_pair``: pair-v2, pair-math-v1; and their
+# -multi-turn variants).
 FASTCHAT_PROMPTS: tuple[str, ...] = tuple(
     dict.fromkeys(p for r in from_source("judge_prompts") for p in r.fastchat_prompt_names())
 )
@@ -24,6 +25,7 @@ def read_fastchat_prompts(path: Path) -> dict[str, dict[str, str]]:
             raise ValueError(f"{path}, line {number}: not a judge prompt (no 'name')")
         prompts[str(row["name"])] = row
     fields = {"question", "answer", "question_1", "question_2", "answer_1", "answer_2"}
+    fields |= {"answer_a", "answer_b", "answer_a_1", "answer_a_2", "answer_b_1", "answer_b_2"}
     refs = {"ref_answer_1": "", "ref_answer_2": ""}
     for name in FASTCHAT_PROMPTS:
         row = prompts.get(name)

@@ -42,7 +42,15 @@ FASTCHAT_REASK = (
     'Your reply could not be parsed. End your reply with the rating in the format "[[rating]]", '
     'for example: "Rating: [[5]]".'
 )
+FASTCHAT_PAIR_REASK = (
+    "Your reply could not be parsed. End your reply with your final verdict in the format "
+    '"[[A]]" if assistant A is better, "[[B]]" if assistant B is better, and "[[C]]" for a tie.'
+)
 MULTI_TURN = "-multi-turn"  # FastChat's name of a prompt's turn-2 variant
+# A pairwise verdict as a number (what the cache and the verdict rows keep): the answer shown
+# first (A) is better, the one shown second (B), or a tie (FastChat's "[[C]]").
+PAIR_A, PAIR_B, PAIR_TIE = 1.0, 2.0, 3.0
+PAIR_WINNERS = {PAIR_A: "A", PAIR_B: "B", PAIR_TIE: "tie"}
 
 
 # --- reply parsers: the judge's reply (echo already removed) -> score, None: no verdict ---
@@ -68,6 +76,15 @@ def one_rating(reply: str) -> float | None:
         return None
     (value,) = values
     return value
+
+
+def fastchat_pair_verdict(reply: str) -> float | None:
+    """FastChat's ``run_judge_pair`` parsing: ``[[A]]``, else ``[[B]]``, else ``[[C]]`` (a
+    tie); None where FastChat records "error" (never a tie)."""
+    for mark, value in (("[[A]]", PAIR_A), ("[[B]]", PAIR_B), ("[[C]]", PAIR_TIE)):
+        if mark in reply:
+            return value
+    return None
 
 
 def bare_score(reply: str) -> float | None:
@@ -207,9 +224,27 @@ FASTCHAT_GUARDED = Rubric(
     hardens=FASTCHAT.name,
 )
 
+# FastChat's ``run_judge_pair``: pair-v2 (pair-math-v1 with the reference answer for math,
+# reasoning and coding), temperature 0, max_tokens 2048; both orders judged
+# (``judge.pairwise``). Its "scale" is the three verdicts' codes.
+FASTCHAT_PAIR = Rubric(
+    name="fastchat-pair",
+    description="FastChat llm_judge's pairwise prompts, verbatim, both orders",
+    kind="pairwise",
+    scale=(1, 3),
+    temperature=0.0,
+    max_tokens=2048,
+    source="judge_prompts",
+    output_format="[[A]]",
+    reply=fastchat_pair_verdict,
+    reference_categories=REFERENCE_CATEGORIES,
+    fastchat_prompts=("pair-v2", "pair-math-v1"),
+    reask=FASTCHAT_PAIR_REASK,
+)
+
 # Name -> record, in the order they are listed to users.
 RUBRICS: Mapping[str, Rubric] = MappingProxyType(
-    {r.name: r for r in (PAPER, PAPER_GUARDED, FASTCHAT, FASTCHAT_GUARDED)}
+    {r.name: r for r in (PAPER, PAPER_GUARDED, FASTCHAT, FASTCHAT_GUARDED, FASTCHAT_PAIR)}
 )
 DEFAULT_RUBRIC = PAPER  # judge_rubric's default; the scale assumed where none is recorded
 RUBRIC_NAMES: tuple[str, ...] = tuple(RUBRICS)

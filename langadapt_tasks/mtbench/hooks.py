@@ -148,6 +148,13 @@ def load_docs(
         register(mtbench_spec)
     settings = judge_settings.resolve(metadata)
     judge_settings.require_configured(settings)
+    if settings.enabled and settings.rubric_record.kind == "pairwise":
+        raise judge_settings.JudgeConfigError(
+            f"rubric {settings.rubric!r} compares two models' answers, and lm_eval runs one "
+            'model: pass --metadata \'{"judge": "off"}\' (or another rubric) and compare the '
+            "saved answers with `langadapt judge OUT --rubric fastchat-pair --against "
+            "BASELINE_OUT`"
+        )
     processes = int(os.environ.get("WORLD_SIZE", "1") or 1)
     if settings.enabled and processes > 1:
         # Each process records only its share of the answers and lm-eval aggregates on the
