@@ -226,3 +226,61 @@ def test_langadapt_judge_against_a_baseline(
     assert not list(runs["base"].rglob("pair_*.jsonl"))  # the baseline is not judged
     again = run_here(args, env=env)
     assert again.returncode == 0 and len(server.requests) == 4  # all cached
+
+
+@pytest.mark.slow
+@pytest.mark.e2e  # a whole study (two models, both judges): make test-e2e
+def test_a_study_judges_one_by_one_and_against_the_baseline(
+    tiny_llama_dir: Path, lora_adapter: Path, mt_bench_dir: Path, cmmlu_dir: Path, tmp_path
+) -> None:
+    """``judge.rubrics: [paper, fastchat-pair]``: each answer scored (paper) and the adapter's
+    answers compared with the base model's in both orders; both verdict sets beside the
+    adapter's samples, the report's win-rate table; a rerun asks the judge nothing."""
+    from test_study import study_env, write
+
+    server = JudgeServer().start()
+    server.responder = lambda body, n: Reply("[[A]]" if "[[A]]" in str(body) else "3")
+    config = write(
+        tmp_path / "study.yaml",
+        {
+            "output": "study",
+            "base_model": str(tiny_llama_dir),
+            "train": {"adapters": {"zh-r4": str(lora_adapter)}},
+            "evaluate": {
+                "tasks": ["mtbench_langadapt_zh_writing"],
+                "limit": 1,
+                "gen_kwargs": "max_gen_toks=8",
+                "apply_chat_template": False,
+                "retention": [],
+            },
+            "judge": {"rubrics": ["paper", "fastchat-pair"], "model": "loopback-judge"},
+        },
+    )
+    env = study_env(
+        tmp_path,
+        cmmlu_dir,
+        OPENAI_API_KEY="sk-test",
+        LANGADAPT_JUDGE_BASE_URL=server.base_url,
+        LANGADAPT_MTBENCH_DIR=str(mt_bench_dir),
+    )
+    study = ["langadapt", "study", "--config", str(config)]
+    try:
+        first = run_here(study, env=env)
+        asked = len(server.requests)
+        again = run_here(study, env=env)
+    finally:
+        server.stop()
+    assert first.returncode == 0, first.stderr[-3000:]
+    judged = [line for line in first.stdout.splitlines() if "] $ " in line and " judge " in line]
+    assert len(judged) == 3  # base: paper; adapter: paper, and fastchat-pair against base
+    assert "--rubric fastchat-pair --against" in judged[-1] and judged[-1].endswith("zh")
+    # Two answers scored one by one, one pair judged in both orders.
+    assert asked == 2 + 2
+    out = tmp_path / "study" / "eval" / "zh-r4"
+    assert list(out.rglob("judge_mtbench_langadapt_zh_*.jsonl"))
+    (pair_file,) = out.rglob("pair_mtbench_langadapt_zh_*.jsonl")
+    row = json.loads(pair_file.read_text(encoding="utf-8"))
+    assert row["result"] == "tie"  # "[[A]]" in both orders: the orders disagree
+    md = (tmp_path / "study" / "report" / "report.md").read_text(encoding="utf-8")
+    assert "## Pairwise" in md and "| zh-r4 vs base | 50.0 (50.0–50.0) | 0/1/0 | 0.0 |" in md
+    assert again.returncode == 0 and "] $ " not in again.stdout and len(server.requests) == asked

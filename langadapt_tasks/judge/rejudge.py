@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from statistics import fmean
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 from langadapt_tasks.benchmarks.fidelity import fidelity
 from langadapt_tasks.benchmarks.mtbench import CATEGORIES, group_name, read_jsonl
 from langadapt_tasks.judge.engine import judge_items, summarize, verdict_rows, write_jsonl
-from langadapt_tasks.judge.pairwise import judge_against, pair_up
+from langadapt_tasks.judge.pairwise import PAIR_GLOB, judge_against, pair_up
 from langadapt_tasks.judge.rubrics import JudgeItem
 from langadapt_tasks.judge.settings import JudgeSettings, require_configured
 from langadapt_tasks.judge.verdicts import (
@@ -225,6 +226,48 @@ def _against(
         settings,
         progress=progress,
     )
+
+
+@dataclass(frozen=True)
+class PairCoverage:
+    pairs: int  # answers of the model with a baseline answer to the same question and turn
+    scored: int  # with a pair verdict of ``rubric`` for these very two answers, scored
+    unscored: int  # with such a verdict, unscored
+
+    @property
+    def missing(self) -> int:
+        return self.pairs - self.scored - self.unscored
+
+
+def pair_coverage(
+    model_dir: Path, baseline_dir: Path, rubric: str, languages: Sequence[str] | None = None
+) -> PairCoverage:
+    """The model's answers under ``model_dir`` paired with the baseline's, against the pair
+    verdict rows beside them (the row judged last counts, only for the same two answers)."""
+    try:
+        mine = [i for i, _ in _only(load_items(samples_files([model_dir])), languages)]
+        theirs = [i for i, _ in _only(load_items(samples_files([baseline_dir])), languages)]
+    except (FileNotFoundError, ValueError):
+        return PairCoverage(0, 0, 0)
+    rows: dict[tuple, dict[str, Any]] = {}
+    for path in sorted(model_dir.rglob(PAIR_GLOB)):
+        for _, row in read_jsonl(path):
+            if (row.get("judge") or {}).get("rubric") == rubric:
+                key = (row.get("model"), row.get("against"), row.get("lang"), row.get("turn"))
+                rows[(*key, row.get("question_id"))] = row
+    scored = unscored = 0
+    pairing = pair_up(mine, theirs)
+    for item, _ in pairing.pairs:
+        row = rows.get((item.model, item.rival_model, item.lang, item.turn, item.question_id))
+        if row is None or row.get("answers") != list(item.answers):
+            continue
+        if row.get("against_answers") != list(item.rival):
+            continue
+        if row.get("result") is None:
+            unscored += 1
+        else:
+            scored += 1
+    return PairCoverage(len(pairing.pairs), scored, unscored)
 
 
 def print_report(report: dict[str, Any], as_json: bool) -> None:

@@ -21,7 +21,7 @@ from langadapt_tasks.study.engines import (
     shares_prefix,
 )
 from langadapt_tasks.study.engines import model_args as engine_model_args
-from langadapt_tasks.study.grid import GridLanguage, GridModel, label
+from langadapt_tasks.study.grid import VARIANTS, GridLanguage, GridModel, label
 from langadapt_tasks.study.heldout import heldout_runs
 from langadapt_tasks.study.knowledge import languages
 from langadapt_tasks.study.layout import (
@@ -215,11 +215,22 @@ def request(cfg: StudyConfig, model: ModelSpec, ev: EvalRun) -> dict[str, Any]:
 @dataclass(frozen=True)
 class JudgeCommand:
     """One ``langadapt judge`` call of a model: the languages it judges, with which rubric
-    (None: the study's)."""
+    (None: the study's), against which model's answers (a pairwise rubric)."""
 
     languages: tuple[str, ...]
     rubric: str | None
     args: list[str]
+    against: str | None = None  # the baseline's label
+
+
+def pair_baselines(cfg: StudyConfig, model: ModelSpec) -> list[str]:
+    """Whom a pairwise rubric compares the model with: ``report.baseline`` (in the grid, the
+    model's own variant of that name) and, when the model has one, its instruct model."""
+    grid = cfg.models.get(model.model) or next(iter(cfg.models.values()))
+    out = [label(grid.label, cfg.baseline) if cfg.is_grid else cfg.baseline]
+    if grid.instruct:
+        out.append(label(grid.label, VARIANTS[1]))
+    return [b for b in dict.fromkeys(out) if b != model.label]
 
 
 def judge_commands(
@@ -231,8 +242,15 @@ def judge_commands(
     own = tuple(c for c in codes if c != ENGLISH)
     base = [executable("langadapt"), "judge", str(eval_dir(cfg, model.label))]
     tail = ["--allow-unscored"] if cfg.allow_unscored else []
-    out = [JudgeCommand(own, None, [*base, "--languages", ",".join(own), *tail])] if own else []
-    if ENGLISH in codes:
+    out = []
+    if cfg.judge_single and own:
+        out.append(JudgeCommand(own, None, [*base, "--languages", ",".join(own), *tail]))
+    if cfg.judge_single and ENGLISH in codes:
         args = [*base, "--languages", ENGLISH, "--rubric", RUBRIC, *tail]
         out.append(JudgeCommand((ENGLISH,), RUBRIC, args))
+    for rubric in cfg.pairwise if codes else []:
+        for other in pair_baselines(cfg, model):
+            args = [*base, "--rubric", rubric, "--against", str(eval_dir(cfg, other))]
+            args += ["--languages", ",".join(codes), *tail]
+            out.append(JudgeCommand(tuple(codes), rubric, args, other))
     return out

@@ -59,7 +59,7 @@ RETENTION_TASK = re.compile(
     rf"^(mmlu|mmlu_langadapt(_[a-z_]+)?|mtbench_langadapt_en(_({'|'.join(CATEGORIES)}))?)$"
 )
 # The judge settings a study may set (LANGADAPT_JUDGE_* in lower case), and its own key.
-JUDGE_STUDY_KEYS = ("allow_unscored",)
+JUDGE_STUDY_KEYS = ("allow_unscored", "rubrics")
 # The ranges the judge accepts (judge.settings.resolve), checked when the config is read.
 JUDGE_MINIMUM = {"concurrency": 1, "max_tokens": 1, "reasks": 0, "max_retries": 0}
 JUDGE_SECONDS = ("timeout", "deadline", "backoff", "max_backoff")  # > 0
@@ -127,6 +127,9 @@ class StudyConfig:
     engine: Engine = field(default_factory=Engine)  # lm-eval's backend and processes
     judge: dict[str, Any] | None = None  # None: judge off; else judge setting -> value
     allow_unscored: bool = False  # judge: a run with unscored answers counts as judged
+    # Pairwise rubrics (judge.rubrics): each model against the baseline and its instruct model.
+    pairwise: list[str] = field(default_factory=list)
+    judge_single: bool = True  # whether answers are also scored one by one (a single rubric)
     baseline: str = "base"
     compare: str | None = None  # "published": the study's tables beside ours in the report
     # The grid (study.grid); the one-model form is one unnamed model and language.
@@ -162,9 +165,47 @@ def _model(f: Fields, value: Any, where: str) -> str:
     return str(path)
 
 
-def _judge(f: Fields, raw: Any) -> tuple[dict[str, Any] | None, bool]:
+@dataclass(frozen=True)
+class JudgeChoice:
+    """The study's judge: its settings (None: off), its own switches, its pairwise rubrics."""
+
+    settings: dict[str, Any] | None
+    allow_unscored: bool = False
+    pairwise: tuple[str, ...] = ()  # pairwise rubrics (judge.rubrics), besides the single one
+    single: bool = True  # whether the answers are also scored one by one
+
+
+def _rubrics(f: Fields, judge: dict[str, Any], out: dict[str, Any]) -> JudgeChoice:
+    """``judge.rubric`` or ``judge.rubrics``: at most one single-answer rubric (written to
+    ``out`` as the judge's rubric) and any pairwise ones."""
+    if "rubric" in judge and "rubrics" in judge:
+        raise f.bad("judge.rubrics", "give judge.rubric or judge.rubrics, not both")
+    key = "rubrics" if "rubrics" in judge else "rubric"
+    names = f.text_list(judge.get(key), f"judge.{key}")
+    records = []
+    for i, name in enumerate(names):
+        try:
+            where = "judge.rubric" if key == "rubric" else f"judge.rubrics[{i}]"
+            records.append(rubric_named(name, f"{f.file}: {where}"))
+        except UnknownRubricError as err:
+            raise StudyConfigError(str(err)) from None
+    single = [r.name for r in records if r.kind == "single"]
+    if len(single) > 1:
+        raise f.bad(
+            f"judge.{key}",
+            f"one single-answer rubric at a time ({', '.join(single)}): their scores are on "
+            "different scales; judge again with another one afterwards (langadapt judge)",
+        )
+    out.pop("rubric", None)
+    if single:
+        out["rubric"] = single[0]
+    pairwise = tuple(dict.fromkeys(r.name for r in records if r.kind == "pairwise"))
+    return JudgeChoice(out, pairwise=pairwise, single=bool(single) or not names)
+
+
+def _judge(f: Fields, raw: Any) -> JudgeChoice:
     if raw is None:
-        return None, False
+        return JudgeChoice(None)
     if not isinstance(raw, dict):
         try:
             on = f.boolean(raw, "judge")
@@ -174,7 +215,7 @@ def _judge(f: Fields, raw: Any) -> tuple[dict[str, Any] | None, bool]:
                 "expected off, on (settings from LANGADAPT_JUDGE_*) or a mapping of judge "
                 f"settings, got {shown(raw)}",
             ) from None
-        return ({} if on else None), False
+        return JudgeChoice({} if on else None)
     sources = judge_sources()
     judge = f.mapping(raw, "judge", [*sources, *JUDGE_STUDY_KEYS])
     out: dict[str, Any] = {}
@@ -184,6 +225,8 @@ def _judge(f: Fields, raw: Any) -> tuple[dict[str, Any] | None, bool]:
         if key == "allow_unscored":
             allow = f.boolean(value, where)
             continue
+        if key in ("rubric", "rubrics"):
+            continue  # _rubrics
         kind = sources[key][1]
         if kind is int:
             out[key] = f.integer(value, where, minimum=JUDGE_MINIMUM.get(key, 0))
@@ -199,12 +242,8 @@ def _judge(f: Fields, raw: Any) -> tuple[dict[str, Any] | None, bool]:
             out[key] = f.text(value, where)
     if url_has_credentials(out.get("base_url", "")):  # refused now, not after generation
         raise StudyConfigError(f"{f.file}: {credentials_error('judge.base_url', out['base_url'])}")
-    if "rubric" in out:  # the registry's one check, naming the key
-        try:
-            rubric_named(out["rubric"], f"{f.file}: judge.rubric")
-        except UnknownRubricError as err:
-            raise StudyConfigError(str(err)) from None
-    return out, allow
+    choice = _rubrics(f, judge, out)
+    return JudgeChoice(out, allow, choice.pairwise, choice.single)
 
 
 def _tasks(f: Fields, raw: Any, where: str = "evaluate.tasks") -> list[str]:
@@ -320,7 +359,7 @@ def load(path: Path) -> StudyConfig:
     train = f.mapping(raw.get("train"), "train", TRAIN_KEYS)
     evaluate = f.mapping(raw.get("evaluate"), "evaluate", EVALUATE_KEYS)
     report = f.mapping(raw.get("report"), "report", REPORT_KEYS)
-    judge, allow_unscored = _judge(f, raw.get("judge", "off"))
+    choice = _judge(f, raw.get("judge", "off"))
     presets = f.text_list(train.get("presets"), "train.presets")
     for i, preset in enumerate(presets):
         if preset not in PRESETS:
@@ -388,8 +427,10 @@ def load(path: Path) -> StudyConfig:
         retention=_retention(f, evaluate),
         lm_eval_args=_lm_eval_args(f, evaluate.get("lm_eval_args")),
         engine=_engine(f, evaluate),
-        judge=judge,
-        allow_unscored=allow_unscored,
+        judge=choice.settings,
+        allow_unscored=choice.allow_unscored,
+        pairwise=list(choice.pairwise),
+        judge_single=choice.single,
         baseline=f.text(report.get("baseline", "base"), "report.baseline"),
         compare=_compare(f, report.get("compare")),
         models=models,

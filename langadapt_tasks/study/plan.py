@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from langadapt_tasks.benchmarks.mtbench import CATEGORIES
+from langadapt_tasks.judge.rejudge import pair_coverage
 from langadapt_tasks.judge.rubrics import DEFAULT_RUBRIC
 from langadapt_tasks.judge.verdicts import coverage
 from langadapt_tasks.study.added import Added
@@ -26,6 +27,7 @@ from langadapt_tasks.study.commands import (
     lm_eval_command,
     model_tasks,
     models,
+    pair_baselines,
     request,
     train_cells,
     train_command,
@@ -124,11 +126,20 @@ def _judge_steps(cfg: StudyConfig, model: ModelSpec, retention: list[str]) -> li
     cov = coverage(folder) if folder.is_dir() else {}
     steps = []
     for command in judge_commands(cfg, model, retention):
+        name = model.label + (f" ({command.rubric})" if command.rubric else "")
+        if command.against is not None:
+            state = pair_coverage(
+                folder, eval_dir(cfg, command.against), command.rubric or "", command.languages
+            )
+            done = state.pairs > 0 and (
+                state.scored == state.pairs or (cfg.allow_unscored and state.missing == 0)
+            )
+            steps.append(Step("judge", f"{name} vs {command.against}", tuple(command.args), done))
+            continue
         part = [c for g, c in cov.items() if languages([g])[0] in command.languages]
         done = bool(part) and all(
             c.complete or (cfg.allow_unscored and c.missing == 0) for c in part
         )
-        name = model.label + (f" ({command.rubric})" if command.rubric else "")
         steps.append(Step("judge", name, tuple(command.args), done))
     return steps
 
@@ -155,7 +166,11 @@ def build_plan(cfg: StudyConfig, bases: Mapping[str, str], added: Added) -> Plan
             for turn, count in turns.items():
                 plan.mtbench_answers[turn] = plan.mtbench_answers.get(turn, 0) + count
             rubric = RETENTION_RUBRIC if languages([task]) == [ENGLISH] else _rubric(cfg)
-            requests[rubric] = requests.get(rubric, 0) + sum(turns.values())
+            if cfg.judge_single:
+                requests[rubric] = requests.get(rubric, 0) + sum(turns.values())
+            for pairwise in cfg.pairwise:  # both orders against each baseline
+                n_pairs = 2 * sum(turns.values()) * len(pair_baselines(cfg, model))
+                requests[pairwise] = requests.get(pairwise, 0) + n_pairs
         for task in [*tasks, *extra]:
             if not is_mtbench(task):
                 plan.multiple_choice[task] = plan.multiple_choice.get(task, 0) + 1

@@ -34,12 +34,14 @@ from pathlib import Path
 from typing import Any
 
 from langadapt_tasks.benchmarks.heldout import METADATA_FILE
+from langadapt_tasks.judge.rejudge import PairCoverage, pair_coverage
 from langadapt_tasks.judge.verdicts import Coverage, coverage
 from langadapt_tasks.report import Identity, build_report
 from langadapt_tasks.study.adapter_check import loglikelihoods, unchanged
 from langadapt_tasks.study.added import Added
 from langadapt_tasks.study.commands import (
     EvalRun,
+    JudgeCommand,
     TrainCell,
     eval_dir,
     eval_runs,
@@ -229,6 +231,10 @@ def _describe(answers: int, unscored: int, missing: int) -> str:
     )
 
 
+def _pairs_done(cfg: StudyConfig, cov: PairCoverage) -> bool:
+    return cov.pairs > 0 and (cov.scored == cov.pairs or (cfg.allow_unscored and cov.missing == 0))
+
+
 def judge(
     cfg: StudyConfig,
     model: ModelSpec,
@@ -237,22 +243,37 @@ def judge(
     retention: Sequence[str] = (),
 ) -> str | None:
     """Judge the model's answers until every one is scored; the problem, when some are not.
-    One ``langadapt judge`` per rubric (``judge_commands``), each only while its languages
-    have answers without a verdict."""
+    One ``langadapt judge`` per rubric (``judge_commands``; a pairwise rubric per baseline),
+    each only while its languages have answers (or pairs) without a verdict."""
     out = eval_dir(cfg, model.label)
-    cov = coverage(out) if out.is_dir() else {}
-    if not cov:
+    commands = judge_commands(cfg, model, retention)
+    singles = [c for c in commands if c.against is None]
+    cov = coverage(out) if out.is_dir() and singles else {}
+    pair_commands = [c for c in commands if c.against is not None]
+
+    def pair_state(command: JudgeCommand) -> PairCoverage:
+        other = eval_dir(cfg, command.against or "")
+        return pair_coverage(out, other, command.rubric or "", command.languages)
+
+    if not cov and not any(pair_state(c).pairs for c in pair_commands):
         _log(f"judge {model.label}: no MT-Bench answers, nothing to judge")
         return None
-    done, answers, unscored, missing = _judge_state(cov, cfg.allow_unscored)
-    if done:
+    done, answers, unscored, missing = (
+        _judge_state(cov, cfg.allow_unscored) if cov else (True, 0, 0, 0)
+    )
+    todo = [c for c in pair_commands if not _pairs_done(cfg, pair_state(c))]
+    if done and not todo:
         accepted = f"; {unscored} unscored, accepted (judge.allow_unscored)" if unscored else ""
         _log(f"judge {model.label}: done ({answers} answers{accepted})")
         return None
-    _log(f"judge {model.label}: {_describe(answers, unscored, missing)}; judging")
-    for command in judge_commands(cfg, model, retention):
-        part = {g: c for g, c in cov.items() if languages([g])[0] in command.languages}
-        if not part or _judge_state(part, cfg.allow_unscored)[0]:
+    if not done:
+        _log(f"judge {model.label}: {_describe(answers, unscored, missing)}; judging")
+    for command in commands:
+        if command.against is None:
+            part = {g: c for g, c in cov.items() if languages([g])[0] in command.languages}
+            if not part or _judge_state(part, cfg.allow_unscored)[0]:
+                continue
+        elif command not in todo:
             continue
         code = run(command.args, env)
         if code not in (0, 1):  # 1: some answers stay unscored, checked below
@@ -260,13 +281,23 @@ def judge(
                 f"judge {model.label} failed (exit {code}): see the message above; fix the "
                 "judge settings and rerun the study (scored verdicts are cached)"
             )
-    done, answers, unscored, missing = _judge_state(coverage(out), cfg.allow_unscored)
-    if done:
+    problems = []
+    if cov:
+        done, answers, unscored, missing = _judge_state(coverage(out), cfg.allow_unscored)
+        if not done:
+            problems.append(_describe(answers, unscored, missing))
+    for command in todo:
+        state = pair_state(command)
+        if not _pairs_done(cfg, state):
+            problems.append(
+                f"{state.pairs - state.scored} of {state.pairs} pairs against "
+                f"{command.against} ({command.rubric}) without a verdict"
+            )
+    if not problems:
         return None
     problem = (
-        f"{model.label}: {_describe(answers, unscored, missing)}. Rerun the study when the "
-        "judge answers (only these are asked again), or accept them with "
-        "judge.allow_unscored: true"
+        f"{model.label}: {'; '.join(problems)}. Rerun the study when the judge answers (only "
+        "these are asked again), or accept them with judge.allow_unscored: true"
     )
     _log(f"judge {problem}")
     return problem
