@@ -17,6 +17,7 @@ from langadapt_tasks.report.inputs import collect
 from langadapt_tasks.report.pairwise import pairwise_table
 from langadapt_tasks.report.tables import (
     CMMLU_COLUMNS,
+    ENGLISH_MMLU,
     ENGLISH_MTBENCH,
     TURKISHMMLU_COLUMNS,
     Table,
@@ -92,10 +93,13 @@ def build_report(
     english = [t for t in [mmlu_table(models, unavailable, metric)] if t is not None]
     if english:
         sections.append(("English retention: MMLU", english))
+    # English MT-Bench has no table when not available; English MMLU's is per group in the
+    # grid layout, where a group without results shows none.
+    said = (ENGLISH_MTBENCH, ENGLISH_MMLU) if identities is not None else (ENGLISH_MTBENCH,)
     notes += [
         f"{name}: not available ({why})"
         for name, why in (unavailable or {}).items()
-        if name == ENGLISH_MTBENCH
+        if name in said
     ]
     held = [t for t in [heldout_table(models)] if t is not None]
     if held:

@@ -264,8 +264,8 @@ def unshown(
         if lang is None or table.key.endswith("_leaderboard"):  # one note per benchmark
             continue
         shown = {n for g in groups if table.key in g.tables for n in g.tables[table.key].rows}
-        for name in table.rows:
-            if name not in shown:
+        for name, cells in table.rows.items():
+            if name not in shown and any(c.value is not None for c in cells):
                 bench = table.title.split(" (")[0]
                 notes.append(
                     f"{name}: {bench} results in no group (an adapter for "
