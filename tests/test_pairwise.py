@@ -284,3 +284,43 @@ def test_a_study_judges_one_by_one_and_against_the_baseline(
     md = (tmp_path / "study" / "report" / "report.md").read_text(encoding="utf-8")
     assert "## Pairwise" in md and "| zh-r4 vs base | 50.0 (50.0–50.0) | 0/1/0 | 0.0 |" in md
     assert again.returncode == 0 and "] $ " not in again.stdout and len(server.requests) == asked
+
+
+def test_report_tables_of_pair_verdicts(tmp_path: Path) -> None:
+    """The report reads the pair verdicts beside a model's answers: per comparison and
+    language/turn the win rate, W/T/L and consistency; per category the win rate."""
+    from langadapt_tasks.report import build_report
+
+    def run(folder: str, pretrained: str) -> Path:
+        path = tmp_path / folder / "results_2026-01-01T00-00-00.json"
+        path.parent.mkdir(parents=True)
+        data = {
+            "results": {"mtbench_langadapt_zh_writing": {"lang_fidelity,none": 1.0}},
+            "model_name": pretrained,
+            "config": {"model_args": f"pretrained={pretrained}"},
+        }
+        path.write_text(json.dumps(data), encoding="utf-8")
+        return path
+
+    paths = [run("base", "org/base"), run("adapter", "org/adapter")]
+    verdicts = [("A", "B", "writing"), ("A", "A", "writing"), ("B", "A", "math")]  # win tie loss
+    rows = [
+        {
+            "model": "org/adapter",
+            "against": "org/base",
+            "lang": "zh",
+            "turn": 1,
+            "question_id": 81 + i,
+            "category": category,
+            "orders": {"AB": {"winner": ab}, "BA": {"winner": ba}},
+            "result": combine(ab, ba),
+            "judge": {"rubric": "fastchat-pair"},
+        }
+        for i, (ab, ba, category) in enumerate(verdicts)
+    ]
+    pair_file = tmp_path / "adapter" / "pair_mtbench_langadapt_zh_2026.jsonl"
+    pair_file.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    md = build_report(paths, tmp_path / "report", names=["base", "adapter"])["markdown"]
+    assert "| adapter vs base | 50.0 (" in md and "| 1/1/1 | 66.7 |" in md
+    assert "Pairwise by category" in md
+    assert "| adapter vs base (zh turn 1) | 75.0 (" in md  # writing: a win and a tie

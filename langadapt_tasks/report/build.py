@@ -14,7 +14,7 @@ from langadapt_tasks.report.bought import ENGLISH, bought_table
 from langadapt_tasks.report.heldout import heldout_table
 from langadapt_tasks.report.identity import Identity
 from langadapt_tasks.report.inputs import collect
-from langadapt_tasks.report.pairwise import pairwise_table
+from langadapt_tasks.report.pairwise import pairwise_tables
 from langadapt_tasks.report.tables import (
     CMMLU_COLUMNS,
     ENGLISH_MMLU,
@@ -194,7 +194,7 @@ def build_report(
             charts.bars([merged], merged.columns, "fidelity (%)", out / "fidelity.png", 100)
         )
 
-    pairwise = [t for t in [pairwise_table(models)] if t is not None]
+    pairwise = pairwise_tables(models)
     if pairwise:
         sections.append(("Pairwise", pairwise))
     sections += [(heading, tables) for heading, tables in extra or [] if tables]

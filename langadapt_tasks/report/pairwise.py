@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from langadapt_tasks.benchmarks.mtbench import read_jsonl
+from langadapt_tasks.benchmarks.mtbench import CATEGORIES, read_jsonl
 from langadapt_tasks.judge.pairwise import BOOTSTRAP_SEED, PAIR_GLOB, RESAMPLES, summarize_pairs
 from langadapt_tasks.judge.verdicts import model_identity
 from langadapt_tasks.report.inputs import Model
@@ -37,24 +37,56 @@ def _rows(model: Model) -> dict[tuple[str, str], list[dict[str, Any]]]:
     return out
 
 
-def pairwise_table(models: dict[str, Model]) -> Table | None:
-    """Rows "<model> vs <other>", per language and turn: the win rate (its 95 % bootstrap
-    interval as the note), wins/ties/losses and the share of pairs whose orders agree."""
+def pairwise_tables(models: dict[str, Model]) -> list[Table]:
+    """The pairwise table and its categories (none without pair verdicts)."""
+    found = _found(models)
+    if not found:
+        return []
+    return [pairwise_table(found), category_table(found)]
+
+
+def _found(models: dict[str, Model]) -> dict[str, dict[str, Any]]:
+    """ "<model> vs <other>" -> the pair verdicts' summary (``summarize_pairs``)."""
     labels = {
         model_identity(run.path.parent).name: name
         for name, model in models.items()
         for run in model.runs
     }
     found: dict[str, dict[str, Any]] = {}
-    groups: list[str] = []
     for name, model in models.items():
         for (_, against), rows in _rows(model).items():
-            summary = summarize_pairs(rows)
-            found[f"{name} vs {labels.get(against, against)}"] = summary
-            groups += [g for g in summary if "/" not in g and g not in groups]
-    if not found:
-        return None
-    groups.sort()
+            found[f"{name} vs {labels.get(against, against)}"] = summarize_pairs(rows)
+    return found
+
+
+def _win_cell(s: dict[str, Any] | None) -> Cell:
+    """The win rate, its interval as the note."""
+    if s is None:
+        return Cell(None)
+    low_high = s["interval"]
+    note = "" if low_high is None else f"{100 * low_high[0]:.1f}–{100 * low_high[1]:.1f}"
+    return Cell(s["win_rate"], note=note)
+
+
+def category_table(found: dict[str, dict[str, Any]]) -> Table:
+    """Per comparison and language/turn: the win rate in each MT-Bench category."""
+    table = Table(
+        f"{KEY}_categories",
+        "Pairwise by category: win rate (%) and its 95% bootstrap interval",
+        list(CATEGORIES),
+        ["pct"] * len(CATEGORIES),
+    )
+    for row_name, summary in found.items():
+        for group in sorted(g for g in summary if "/" not in g):
+            cells = [_win_cell(summary.get(f"{group}/{c}")) for c in CATEGORIES]
+            table.rows[f"{row_name} ({_short(group)})"] = cells
+    return table
+
+
+def pairwise_table(found: dict[str, dict[str, Any]]) -> Table:
+    """Rows "<model> vs <other>", per language and turn: the win rate (its 95 % bootstrap
+    interval as the note), wins/ties/losses and the share of pairs whose orders agree."""
+    groups = sorted({g for summary in found.values() for g in summary if "/" not in g})
     columns, kinds = [], []
     for group in groups:
         short = _short(group)
@@ -74,16 +106,10 @@ def pairwise_table(models: dict[str, Model]) -> Table | None:
             if s is None:
                 cells += [Cell(None), Cell(None), Cell(None)]
                 continue
-            low_high = s["interval"]
-            note = "" if low_high is None else f"{100 * low_high[0]:.1f}–{100 * low_high[1]:.1f}"
             wtl = f"{s['win']}/{s['tie']}/{s['loss']}" + (
                 f" ({s['unscored']} unscored)" if s["unscored"] else ""
             )
-            cells += [
-                Cell(s["win_rate"], note=note),
-                Cell(None, text=wtl),
-                Cell(s["consistency"]),
-            ]
+            cells += [_win_cell(s), Cell(None, text=wtl), Cell(s["consistency"])]
         table.rows[row_name] = cells
     table.notes.append(
         "Win rate = (wins + ties/2) / scored pairs; a pair is a win or a loss only when both "
