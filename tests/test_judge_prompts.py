@@ -288,7 +288,13 @@ def test_fastchat_parser_is_fastchats(reply: str) -> None:
 def test_fastchat_request_settings_and_reask(mt_bench_dir: Path) -> None:
     assert rubrics.request_defaults("fastchat") == {"temperature": 0.0, "max_tokens": 2048}
     assert rubrics.request_defaults("fastchat-guarded")["max_tokens"] == 2048
-    assert set(rubrics.RUBRICS) == {"paper", "paper-guarded", "fastchat", "fastchat-guarded"}
+    assert set(rubrics.RUBRICS) == {
+        "paper",
+        "paper-guarded",
+        "fastchat",
+        "fastchat-guarded",
+        "fastchat-pair",
+    }
     # The scale FastChat's single-answer prompts state ("on a scale of 1 to 10").
     single = [
         row["system_prompt"] + row["prompt_template"]

@@ -374,7 +374,7 @@ def test_installed_package_carries_the_specs(tmp_path: Path) -> None:
     )
     proc = run_cli([sys.executable, "-c", code], cwd=tmp_path)  # not the source tree
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "['tr', 'zh'] True True"
+    assert proc.stdout.strip() == "['en', 'tr', 'zh'] True True"
 
 
 # --- judge templates are checked and sandboxed; only specs the user named (issue 10) ---------
@@ -494,8 +494,9 @@ def test_new_language_writes_fastchat_prompts_with_the_language_clause(
         json.loads(x)["name"]: json.loads(x)
         for x in (mt_bench_dir / "zh" / "judge_prompts_zh.jsonl").read_text().splitlines()
     }
-    # Every single-answer prompt of MT-Bench-ZH's file (the pairwise ones are not used).
-    assert sorted(row["name"] for row in rows) == sorted(n for n in zh if n.startswith("single-"))
+    # Every single-answer and pairwise prompt of MT-Bench-ZH's file.
+    names = sorted(n for n in zh if n.startswith(("single-", "pair-")))
+    assert sorted(row["name"] for row in rows) == names and len(names) == 8
     for row in rows:
         for key in ("system_prompt", "prompt_template"):
             # MT-Bench-ZH's text with German for Chinese: exactly its change, for German.

@@ -253,7 +253,10 @@ def test_every_record_is_consistent() -> None:
 
     for record in rubrics.RUBRICS.values():
         low, high = record.scale
-        assert record.kind == "single" and low < high and record.max_tokens >= 1
+        # One pairwise record: FastChat's pair prompts (its "scale" the verdicts' codes).
+        pairwise = record.kind == "pairwise"
+        assert pairwise == (record.name == "fastchat-pair") and low < high
+        assert record.max_tokens >= 1 and (not pairwise or record.source == "judge_prompts")
         assert record.hardens is None or (record.guarded and record.hardens in rubrics.RUBRICS)
         assert rubrics.SCALES[record.name] == record.scale
     # new-language scaffolds a template for every template rubric.

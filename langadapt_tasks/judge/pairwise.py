@@ -1,6 +1,7 @@
 """Pairwise judging: each model's MT-Bench answers against a baseline's, in both orders.
 
-``langadapt judge OUT --rubric fastchat-pair --against BASELINE`` pairs every answer under
+``langadapt judge OUT --rubric fastchat-pair --against BASELINE`` (``rejudge``, which judges
+with the engine; this module loads no client, for the report) pairs every answer under
 ``OUT`` with the baseline's answer to the same question and turn (matched by language,
 question id and turn, never by position; a question either side lacks is reported), and
 judges each pair twice: the model's answer shown first (A) and shown second (B), as
@@ -17,19 +18,19 @@ whose two orders agree).
 
 from __future__ import annotations
 
-import datetime as dt
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langadapt_tasks.benchmarks.mtbench import CATEGORIES, group_name
-from langadapt_tasks.judge.engine import Verdict, judge_items, write_jsonl
 from langadapt_tasks.judge.rubrics import JudgeItem
-from langadapt_tasks.judge.settings import JudgeSettings
 from langadapt_tasks.judge.verdicts import now
 from langadapt_tasks.languages.rubric_registry import PAIR_WINNERS
+
+if TYPE_CHECKING:  # the judge's engine and settings load openai: not for the report
+    from langadapt_tasks.judge.engine import Verdict
+    from langadapt_tasks.judge.settings import JudgeSettings
 
 PAIR_GLOB = "pair_mtbench_langadapt_*.jsonl"
 BOOTSTRAP_SEED = 0
@@ -203,49 +204,3 @@ def pair_table(summary: dict[str, Any]) -> str:
                 f"{_pct(s['win_rate'])} | {interval} | {_pct(s['consistency'])} |"
             )
     return "\n".join(lines)
-
-
-def judge_against(
-    pairs_by_folder: dict[Path, Pairing],
-    settings: JudgeSettings,
-    *,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Judge every pair (both orders; cached verdicts reused) and write each model's pair
-    verdicts beside its samples; per model: the summary, its table, what was not paired."""
-    items = [item for p in pairs_by_folder.values() for pair in p.pairs for item in pair]
-    verdicts = judge_items(items, settings, progress=progress) if items else {}
-    stamp = dt.datetime.now().isoformat().replace(":", "-")
-    models: dict[str, Any] = {}
-    unscored = answers = 0
-    for folder, pairing in sorted(pairs_by_folder.items()):
-        rows = pair_rows(pairing.pairs, verdicts, settings)
-        by_group: dict[str, list[dict[str, Any]]] = {}
-        for row in rows:
-            by_group.setdefault(group_name(row["lang"], row["turn"]), []).append(row)
-        written = [
-            str(write_jsonl(folder / f"pair_{group}_{stamp}.jsonl", part))
-            for group, part in sorted(by_group.items())
-        ]
-        summary = summarize_pairs(rows)
-        name = pairing.pairs[0][0].model if pairing.pairs else str(folder)
-        models[name] = {
-            "folder": str(folder),
-            "against": pairing.pairs[0][0].rival_model if pairing.pairs else None,
-            "summary": summary,
-            "markdown": pair_table(summary),
-            "missing": pairing.missing,
-            "written": written,
-        }
-        answers += len(rows)
-        unscored += sum(1 for r in rows if r["unscored"])
-    return {
-        "judge": settings.describe(),
-        "models": models,
-        "answers": answers,
-        "unscored": unscored,
-        "deadline_hit": sum(1 for v in verdicts.values() if v.deadline_hit),
-        "deadline": settings.deadline,
-        "written": [path for m in models.values() for path in m["written"]],
-        "bootstrap": {"seed": BOOTSTRAP_SEED, "resamples": RESAMPLES},
-    }

@@ -20,7 +20,16 @@ from typing import Any
 from langadapt_tasks.benchmarks.fidelity import fidelity
 from langadapt_tasks.benchmarks.mtbench import CATEGORIES, group_name, read_jsonl
 from langadapt_tasks.judge.engine import judge_items, summarize, verdict_rows, write_jsonl
-from langadapt_tasks.judge.pairwise import PAIR_GLOB, judge_against, pair_up
+from langadapt_tasks.judge.pairwise import (
+    BOOTSTRAP_SEED,
+    PAIR_GLOB,
+    RESAMPLES,
+    Pairing,
+    pair_rows,
+    pair_table,
+    pair_up,
+    summarize_pairs,
+)
 from langadapt_tasks.judge.rubrics import JudgeItem
 from langadapt_tasks.judge.settings import JudgeSettings, require_configured
 from langadapt_tasks.judge.verdicts import (
@@ -268,6 +277,52 @@ def pair_coverage(
         else:
             scored += 1
     return PairCoverage(len(pairing.pairs), scored, unscored)
+
+
+def judge_against(
+    pairs_by_folder: dict[Path, Pairing],
+    settings: JudgeSettings,
+    *,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Judge every pair (both orders; cached verdicts reused) and write each model's pair
+    verdicts beside its samples; per model: the summary, its table, what was not paired."""
+    items = [item for p in pairs_by_folder.values() for pair in p.pairs for item in pair]
+    verdicts = judge_items(items, settings, progress=progress) if items else {}
+    stamp = dt.datetime.now().isoformat().replace(":", "-")
+    models: dict[str, Any] = {}
+    unscored = answers = 0
+    for folder, pairing in sorted(pairs_by_folder.items()):
+        rows = pair_rows(pairing.pairs, verdicts, settings)
+        by_group: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            by_group.setdefault(group_name(row["lang"], row["turn"]), []).append(row)
+        written = [
+            str(write_jsonl(folder / f"pair_{group}_{stamp}.jsonl", part))
+            for group, part in sorted(by_group.items())
+        ]
+        summary = summarize_pairs(rows)
+        name = pairing.pairs[0][0].model if pairing.pairs else str(folder)
+        models[name] = {
+            "folder": str(folder),
+            "against": pairing.pairs[0][0].rival_model if pairing.pairs else None,
+            "summary": summary,
+            "markdown": pair_table(summary),
+            "missing": pairing.missing,
+            "written": written,
+        }
+        answers += len(rows)
+        unscored += sum(1 for r in rows if r["unscored"])
+    return {
+        "judge": settings.describe(),
+        "models": models,
+        "answers": answers,
+        "unscored": unscored,
+        "deadline_hit": sum(1 for v in verdicts.values() if v.deadline_hit),
+        "deadline": settings.deadline,
+        "written": [path for m in models.values() for path in m["written"]],
+        "bootstrap": {"seed": BOOTSTRAP_SEED, "resamples": RESAMPLES},
+    }
 
 
 def print_report(report: dict[str, Any], as_json: bool) -> None:
