@@ -255,13 +255,16 @@ def judge(
         other = eval_dir(cfg, command.against or "")
         return pair_coverage(out, other, command.rubric or "", command.languages)
 
-    if not cov and not any(pair_state(c).pairs for c in pair_commands):
+    states = [pair_state(c) for c in pair_commands]  # each reads both models' samples: once
+    if not cov and not any(state.pairs for state in states):
         _log(f"judge {model.label}: no MT-Bench answers, nothing to judge")
         return None
     done, answers, unscored, missing = (
         _judge_state(cov, cfg.allow_unscored) if cov else (True, 0, 0, 0)
     )
-    todo = [c for c in pair_commands if not _pairs_done(cfg, pair_state(c))]
+    todo = [
+        c for c, state in zip(pair_commands, states, strict=True) if not _pairs_done(cfg, state)
+    ]
     if done and not todo:
         accepted = f"; {unscored} unscored, accepted (judge.allow_unscored)" if unscored else ""
         _log(f"judge {model.label}: done ({answers} answers{accepted})")
