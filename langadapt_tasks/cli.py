@@ -79,6 +79,40 @@ def _cmd_judge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_judge_agreement(args: argparse.Namespace) -> int:
+    """Exit codes as ``langadapt judge``'s."""
+    import os
+
+    from langadapt_tasks.judge.agreement import print_report, run_agreement
+    from langadapt_tasks.judge.engine import JudgeStopped
+    from langadapt_tasks.judge.settings import resolve
+
+    options = {k: v for k, v in vars(args).items() if k.startswith("judge_")}
+    if not options.get("judge_rubric") and not os.environ.get("LANGADAPT_JUDGE_RUBRIC"):
+        options["judge_rubric"] = "fastchat-pair"  # FastChat's own pairwise judge
+    try:
+        report = run_agreement(
+            resolve(options),
+            data=args.data,
+            limit=args.limit,
+            seed=args.seed,
+            out=args.out,
+            progress=not args.json,
+        )
+    except JudgeStopped as err:
+        print(f"langadapt judge-agreement: error: {err}", file=sys.stderr)
+        return 2
+    print_report(report, args.json)
+    if report["unscored"]:
+        print(
+            f"langadapt judge-agreement: {report['unscored']} of {report['pairs_judged']} pairs "
+            "are unscored and not counted; run it again to judge only those",
+            file=sys.stderr,
+        )
+        return 0 if args.allow_unscored else 1
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from langadapt_tasks.report import build_report
 
@@ -143,6 +177,40 @@ def _cmd_study(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"langadapt study: {problem}", file=sys.stderr)
     return code
+
+
+def _judge_options(p: argparse.ArgumentParser, default_rubric: str | None = None) -> None:
+    """The judge's settings, as ``langadapt judge`` and ``judge-agreement`` take them."""
+    rubric = default_rubric or DEFAULT_RUBRIC.name
+    p.add_argument("--judge-model", dest="judge_model", help="judge model (LANGADAPT_JUDGE_MODEL)")
+    p.add_argument(
+        "--base-url",
+        dest="judge_base_url",
+        help="OpenAI-compatible endpoint (OPENAI_BASE_URL); the key comes from "
+        "OPENAI_API_KEY or LANGADAPT_JUDGE_API_KEY only",
+    )
+    p.add_argument(
+        "--rubric",
+        dest="judge_rubric",
+        help=f"{', '.join(RUBRIC_NAMES)} (LANGADAPT_JUDGE_RUBRIC; default {rubric})",
+    )
+    p.add_argument(
+        "--temperature", dest="judge_temperature", type=float, help="default: the rubric's"
+    )
+    p.add_argument("--max-tokens", dest="judge_max_tokens", type=int, help="default: the rubric's")
+    p.add_argument("--concurrency", dest="judge_concurrency", type=int)
+    p.add_argument(
+        "--cache",
+        dest="judge_cache",
+        type=Path,
+        help="verdict cache: a SQLite file, or a folder to keep judge_cache.sqlite in",
+    )
+    p.add_argument(
+        "--allow-unscored",
+        action="store_true",
+        help="exit 0 even when answers stay unscored (default: exit 1)",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -214,29 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
         "folders); each model's answers are compared with its answers to the same question "
         "and turn, in both orders",
     )
-    p.add_argument("--judge-model", dest="judge_model", help="judge model (LANGADAPT_JUDGE_MODEL)")
-    p.add_argument(
-        "--base-url",
-        dest="judge_base_url",
-        help="OpenAI-compatible endpoint (OPENAI_BASE_URL); the key comes from "
-        "OPENAI_API_KEY or LANGADAPT_JUDGE_API_KEY only",
-    )
-    p.add_argument(
-        "--rubric",
-        dest="judge_rubric",
-        help=f"{', '.join(RUBRIC_NAMES)} (LANGADAPT_JUDGE_RUBRIC; default {DEFAULT_RUBRIC.name})",
-    )
-    p.add_argument(
-        "--temperature", dest="judge_temperature", type=float, help="default: the rubric's"
-    )
-    p.add_argument("--max-tokens", dest="judge_max_tokens", type=int, help="default: the rubric's")
-    p.add_argument("--concurrency", dest="judge_concurrency", type=int)
-    p.add_argument(
-        "--cache",
-        dest="judge_cache",
-        type=Path,
-        help="verdict cache: a SQLite file, or a folder to keep judge_cache.sqlite in",
-    )
+    _judge_options(p)
     p.add_argument(
         "--output-dir",
         dest="judge_output",
@@ -244,13 +290,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="where to write the verdict JSONL (default: next to each model's samples; "
         "with several models, a folder per model under it)",
     )
-    p.add_argument(
-        "--allow-unscored",
-        action="store_true",
-        help="exit 0 even when answers stay unscored (default: exit 1)",
-    )
-    p.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     p.set_defaults(func=_cmd_judge)
+
+    p = sub.add_parser(
+        "judge-agreement",
+        help="how far a judge agrees with MT-Bench's human experts (mt_bench_human_judgments), "
+        "beside the published GPT-4 figures",
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        help="a local copy of lmsys/mt_bench_human_judgments (its folder, or "
+        "data/human-*.parquet, or FastChat's human_judgments.json); default: the Hub",
+    )
+    p.add_argument("--limit", type=int, help="judge a sample of N expert votes (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="the sample's seed (default 0)")
+    p.add_argument("--out", type=Path, help="write the judge's votes and the table here (JSONL)")
+    _judge_options(p, default_rubric="fastchat-pair")
+    p.set_defaults(func=_cmd_judge_agreement)
 
     p = sub.add_parser(
         "report",
