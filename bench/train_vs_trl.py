@@ -1,40 +1,43 @@
 """langadapt-train vs TRL's own ``trl sft`` CLI: QLoRA r16-a48, same model, data and settings.
 
-    python bench/train_vs_trl.py --data FILE --tokenizer DIR --out DIR [--layers N] [--steps N]
+    python bench/train_vs_trl.py --device cpu --model DIR --out DIR     # anyone, a few minutes
+    python bench/train_vs_trl.py --data FILE --tokenizer DIR --out DIR  # a GPU, Llama-3-8B shape
 
 One process orchestrates, and touches no accelerator itself:
 
-1. a random-weight model of Meta-Llama-3-8B's shape (bf16, on the GPU) is built and saved with
-   the tokenizer of ``--tokenizer`` (speed and memory depend on the shape, not on the weights);
-2. ``--rows`` rows of ``--data`` are read by langadapt's data reader (any file ``--data``
-   accepts) and written once as a ``messages`` JSONL file. langadapt-train reads that file;
-   ``trl sft`` reads the same rows in the order langadapt-train trains on them, so both
-   trainers (same seed) see the same batches;
+1. the model: ``--model`` (e.g. SmolLM2 from ``langadapt models smollm2``), or a random-weight
+   model of Meta-Llama-3-8B's shape (bf16) built and saved with the tokenizer of
+   ``--tokenizer`` (speed and memory depend on the shape, not on the weights);
+2. ``--rows`` rows of ``--data`` (any file or mix langadapt reads; without it, generated rows
+   that write numbers out in Chinese numerals) are written once as a ``messages`` JSONL file.
+   langadapt-train reads that file; ``trl sft`` reads the same rows in the order
+   langadapt-train trains on them, so both trainers (same seed) see the same batches;
 3. ``python -m langadapt_train`` and ``trl sft`` (TRL's console entry point, which starts the
    training script through ``accelerate launch``) run one after the other with the same
-   settings, then both again with Liger kernels (TRL's ``use_liger_kernel`` key, which
-   langadapt-train reads like any other TRL key: ``--use_liger_kernel true``);
+   settings, each in its own process, then langadapt-train with ``upcast_non_quantized``
+   (the preparation of its earlier releases, for its loss curve), then (GPU only) both again
+   with Liger kernels (TRL's ``use_liger_kernel`` key);
 4. a ``sitecustomize`` hook, on the path of every run and of no other process, wraps
    ``transformers.Trainer.train`` in the training process of both tools alike: tokens are the
    trainer's logged ``num_tokens`` (non-padding tokens), time is the wall time of ``train()``
-   (model loading and data preparation excluded), peak memory is
-   ``torch.cuda.max_memory_allocated`` / ``max_memory_reserved`` of that process (peak RSS on
-   the CPU). ``nvidia-smi``'s peak of the whole GPU above idle is recorded as well;
-5. a table with the ratios langadapt-train / TRL is printed and written to ``--out``
-   (``results.json``, ``results.md``, one log per run). A failed run is reported with the tail
-   of its log and the others go on.
+   (model loading and data preparation excluded) and after the first optimizer step (steady
+   state), peak memory is ``torch.cuda.max_memory_allocated`` / ``max_memory_reserved`` of that
+   process, or on the CPU its peak resident memory (whole process, and within ``train()``);
+   the loss of every step is kept. ``nvidia-smi``'s peak of the whole GPU above idle is
+   recorded as well;
+5. a table with the ratios langadapt-train / TRL and the loss curves is printed and written to
+   ``--out`` (``results.json``, ``results.md``, one log per run); ``results.json``'s
+   ``ratios`` holds the headline, langadapt-train / ``trl sft`` with the defaults of each:
+   ``{"tokens_per_s": ..., "peak_memory": ...}``. A failed run is reported with the tail of its
+   log and the others go on.
 
 Settings both tools get: nf4 4-bit base with double quantization, LoRA r16 alpha 48 dropout
 0.05 on q_proj,k_proj,v_proj, learning rate 1.6e-5, cosine schedule with 3% warm-up, adamw_torch,
-bf16 (fp32 on the CPU), gradient checkpointing (non-reentrant), loss on all tokens (TRL's
-assistant-only loss needs template markers the tokenizer's template lacks), the same max_length,
-batch size, gradient accumulation, packing and max_steps, logging every step, no mid-run
-checkpoint. What differs is each tool's own handling of the model, which is what is compared
-(e.g. langadapt-train runs PEFT's ``prepare_model_for_kbit_training`` and keeps adapters in fp32;
-TRL casts adapters to bf16).
-
-On a CPU (``--device cpu``) the same path runs with a tiny shape, for checking; the Liger runs
-need CUDA and are skipped there.
+bf16 compute (on the CPU too: in fp32 both would keep every weight in fp32 and hide the
+preparations' dtypes), gradient checkpointing (non-reentrant), loss on all tokens, the same
+max_length, batch size, gradient accumulation, packing and max_steps, logging every step, no
+mid-run checkpoint. What differs is each tool's own handling of the model, which is what is
+compared (docs/training.md, "Where langadapt-train differs from trl sft").
 """
 
 from __future__ import annotations
@@ -65,12 +68,17 @@ LLAMA3_8B = {
 }
 TARGETS = ["q_proj", "k_proj", "v_proj"]
 LORA_R, LORA_ALPHA, LORA_DROPOUT, LR = 16, 48, 0.05, 1.6e-5  # preset r16-a48
+UPCAST = "langadapt-train, upcast_non_quantized"
 RUNS = (  # (name, tool, liger)
     ("langadapt-train", "ours", False),
     ("trl sft", "trl", False),
+    (UPCAST, "ours", False),  # the preparation of langadapt's earlier releases, for its curve
     ("langadapt-train + Liger", "ours", True),
     ("trl sft + Liger", "trl", True),
 )
+# --device cpu: SmolLM2-sized runs in bf16 take seconds per step on two cores.
+CPU_DEFAULTS = {"rows": 24, "steps": 4, "batch_size": 2, "grad_accum": 1, "max_length": 64}
+GPU_DEFAULTS = {"rows": 256, "steps": 10, "batch_size": 4, "grad_accum": 4, "max_length": 1024}
 LOG_TAIL = 60  # lines of a failed run's log that are printed
 
 # Written as sitecustomize.py into a folder that only the runs have on PYTHONPATH. It acts in
@@ -84,6 +92,26 @@ _OUT = os.environ.get("TVT_HOOK_OUT")
 def _cuda():
     torch = sys.modules.get("torch")
     return torch if torch is not None and torch.cuda.is_available() else None
+
+
+def _reset_peak_rss():
+    # Linux: writing 5 to clear_refs resets VmHWM (the peak RSS) to the current RSS.
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+
+
+def _peak_rss_since_reset():
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
 
 
 def _patch_trainer(module):
@@ -112,6 +140,7 @@ def _patch_trainer(module):
         torch = _cuda()
         if torch:
             torch.cuda.synchronize()
+        _reset_peak_rss()
         start = time.perf_counter()
         result = original(self, *args, **kwargs)
         if torch:
@@ -138,7 +167,11 @@ def _patch_trainer(module):
             "peak_allocated_mib": torch.cuda.max_memory_allocated() / 2**20 if torch else None,
             "peak_reserved_mib": torch.cuda.max_memory_reserved() / 2**20 if torch else None,
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_rss_train_mib": _peak_rss_since_reset(),
+            "losses": [[e["step"], e["loss"]] for e in self.state.log_history if "loss" in e],
             "trainable_params": sum(p.numel() for p in trainable),
+            "non_quantized_dtypes": sorted({str(p.dtype) for p in params
+                                            if not p.requires_grad and p.is_floating_point()}),
             "adapter_dtypes": sorted({str(p.dtype) for p in trainable}),
             "use_liger_kernel": bool(getattr(self.args, "use_liger_kernel", False)),
             "device": torch.cuda.get_device_name() if torch else "cpu",
@@ -229,6 +262,27 @@ def build_model(args: argparse.Namespace, out: Path) -> None:
     )
 
 
+DIGITS = "零一二三四五六七八九"
+
+
+def generated_rows(count: int) -> list[list[dict[str, str]]]:
+    """Chat rows without a data file: write a number in Chinese numerals (learnable, with
+    varied lengths; speed and memory depend on the lengths, not on the content)."""
+    import random
+
+    rng = random.Random(0)
+    rows = []
+    for _ in range(count):
+        number = str(rng.randrange(10 ** rng.randrange(3, 40)))
+        rows.append(
+            [
+                {"role": "user", "content": f"请用汉字逐位写出这个数字：{number}"},
+                {"role": "assistant", "content": "".join(DIGITS[int(d)] for d in number) + "。"},
+            ]
+        )
+    return rows
+
+
 def prepare_data(args: argparse.Namespace, work: Path) -> tuple[Path, Path, int]:
     """(rows file for langadapt-train, dataset folder for trl sft, row count)."""
     from langadapt_train.data import mix
@@ -238,8 +292,9 @@ def prepare_data(args: argparse.Namespace, work: Path) -> tuple[Path, Path, int]
         return built.train
 
     rows_file = work / "rows.jsonl"
+    source = train_rows(args.data, args.rows) if args.data else generated_rows(args.rows)
     with rows_file.open("w", encoding="utf-8") as fh:
-        for messages in train_rows(args.data, args.rows):
+        for messages in source:
             fh.write(json.dumps({"messages": messages}, ensure_ascii=False) + "\n")
     # langadapt-train shuffles its data file (seed 42); TRL gets the rows in that order.
     ordered = train_rows(str(rows_file), None)
@@ -255,9 +310,10 @@ def prepare_data(args: argparse.Namespace, work: Path) -> tuple[Path, Path, int]
 
 
 def ours_command(
-    args: argparse.Namespace, model: Path, rows: Path, output: Path, liger: bool
+    args: argparse.Namespace, model: Path, rows: Path, output: Path, liger: bool, upcast: bool
 ) -> list[str]:
-    """``python -m langadapt_train`` with the same settings as ``trl_command`` (TRL's key names)."""
+    """``python -m langadapt_train`` with the same settings as ``trl_command`` (TRL's key names);
+    its own settings (``upcast_non_quantized``, ...) at their defaults unless ``upcast``."""
     return [
         sys.executable,
         "-m",
@@ -288,7 +344,7 @@ def ours_command(
         "--no_assistant_only_loss",
         "--gradient_checkpointing",
         "--precision",
-        "bf16" if args.device == "cuda" else "fp32",
+        "bf16",  # on the CPU too: fp32 there would hide the preparations' dtypes
         "--warmup_steps",
         "0.03",  # below 1: a fraction of the steps
         "--lr_scheduler_type",
@@ -307,6 +363,7 @@ def ours_command(
         # report_to: langadapt-train's default is already none (no tracker integration)
         "--use_liger_kernel",
         "true" if liger else "false",
+        *(["--upcast_non_quantized", "true"] if upcast else []),
     ]
 
 
@@ -319,7 +376,7 @@ def trl_command(
     cuda = args.device == "cuda"
     config = {
         "model_name_or_path": str(model),
-        "dtype": "bfloat16" if cuda else "float32",
+        "dtype": "bfloat16",
         "load_in_4bit": True,
         "bnb_4bit_quant_type": "nf4",
         "use_bnb_nested_quant": True,
@@ -343,8 +400,9 @@ def trl_command(
         "weight_decay": 0.0,
         "max_grad_norm": 1.0,
         "optim": "adamw_torch",
-        "bf16": cuda,
+        "bf16": True,
         "fp16": False,
+        "use_cpu": not cuda,  # transformers computes bf16 on the CPU only when told so
         "gradient_checkpointing": True,
         "gradient_checkpointing_kwargs": {"use_reentrant": False},
         "seed": 42,
@@ -461,6 +519,7 @@ COLUMNS = (  # (key, heading, format)
     ("peak_reserved_mib", "peak reserved MiB", "{:.0f}"),
     ("nvidia_smi_peak_mib", "nvidia-smi peak MiB", "{:.0f}"),
     ("peak_rss_mib", "peak RSS MiB", "{:.0f}"),
+    ("peak_rss_train_mib", "peak RSS in train() MiB", "{:.0f}"),
     ("wall_seconds", "wall s (with loading)", "{:.0f}"),
 )
 RATIOS = (
@@ -470,6 +529,7 @@ RATIOS = (
     ("peak_reserved_mib", "peak reserved"),
     ("nvidia_smi_peak_mib", "nvidia-smi peak"),
     ("peak_rss_mib", "peak RSS"),
+    ("peak_rss_train_mib", "peak RSS in train()"),
 )
 
 
@@ -488,6 +548,34 @@ def ratios(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | No
         }
         out[label]["same tokens"] = a["tokens"] == b["tokens"]
     return out
+
+
+def headline(results: dict[str, dict[str, Any]], device: str) -> dict[str, float | None]:
+    """langadapt-train / ``trl sft``, the defaults of each: steady-state tokens/s (after the
+    first optimizer step) and peak memory (reserved on a GPU, resident on the CPU).
+    langadapt-train's defaults turn Liger on where it runs (a GPU with liger-kernel), TRL's
+    leave it off."""
+    ours = "langadapt-train + Liger" if device == "cuda" else "langadapt-train"
+    a, b = results.get(ours, {}), results.get("trl sft", {})
+    memory = "peak_reserved_mib" if device == "cuda" else "peak_rss_mib"
+    out: dict[str, float | None] = {}
+    for name, key in (("tokens_per_s", "steady_tokens_per_s"), ("peak_memory", memory)):
+        ok = a.get("ok") and b.get("ok") and a.get(key) and b.get(key)
+        out[name] = a[key] / b[key] if ok else None
+    return out
+
+
+def curves(results: dict[str, dict[str, Any]]) -> list[str]:
+    """The loss at every logged step, one column per run."""
+    runs = {n: dict(r["losses"]) for n, r in results.items() if r.get("ok") and r.get("losses")}
+    if not runs:
+        return []
+    steps = sorted({step for losses in runs.values() for step in losses})
+    lines = ["| step | " + " | ".join(runs) + " |", "|---:|" + "---:|" * len(runs)]
+    for step in steps:
+        cells = [fmt(losses.get(step), "{:.4f}") for losses in runs.values()]
+        lines.append(f"| {step} | " + " | ".join(cells) + " |")
+    return ["", "Loss per step:", "", *lines]
 
 
 def fmt(value: Any, pattern: str) -> str:
@@ -521,6 +609,16 @@ def markdown(meta: dict[str, Any], results: dict, table: dict) -> str:
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {row['same tokens']} |")
     if not table:
         lines.append("| (no pair of runs finished) |" + " |" * (len(heads) + 1))
+    main = headline(results, meta["device_kind"])
+    lines += [
+        "",
+        "Headline, langadapt-train / trl sft with the defaults of each: tokens/s after step 1 "
+        f"{fmt(main['tokens_per_s'], '{:.2f}x')}, peak memory "
+        f"{fmt(main['peak_memory'], '{:.2f}x')}.",
+    ]
+    dtypes = {n: r["non_quantized_dtypes"] for n, r in results.items() if r.get("ok")}
+    lines += [f"- {n}: weights not quantized in {', '.join(d)}" for n, d in dtypes.items() if d]
+    lines += curves(results)
     lines += [""] + [f"- {note}" for note in meta["notes"]]
     return "\n".join(lines) + "\n"
 
@@ -532,8 +630,19 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", required=True, help="SFT data file (any file langadapt reads)")
-    parser.add_argument("--tokenizer", required=True, help="tokenizer folder (with chat template)")
+    parser.add_argument(
+        "--data",
+        help="SFT data (any file or mix langadapt reads); default: generated rows (numbers "
+        "written out in Chinese numerals)",
+    )
+    parser.add_argument(
+        "--model",
+        help="a model folder to train (e.g. `langadapt models smollm2`); default: a random-weight "
+        "model of the shape below, built with --tokenizer",
+    )
+    parser.add_argument(
+        "--tokenizer", help="tokenizer folder (with chat template) of the built model"
+    )
     parser.add_argument("--out", required=True, help="folder for results.json/.md and the logs")
     parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
     parser.add_argument("--layers", type=int, default=LLAMA3_8B["layers"])
@@ -542,11 +651,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--heads", type=int, default=LLAMA3_8B["heads"])
     parser.add_argument("--kv-heads", type=int, default=LLAMA3_8B["kv_heads"])
     parser.add_argument("--vocab", type=int, default=LLAMA3_8B["vocab"])
-    parser.add_argument("--rows", type=int, default=256, help="training rows (default 256)")
-    parser.add_argument("--steps", type=int, default=10, help="optimizer steps per run")
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--grad-accum", type=int, default=4)
-    parser.add_argument("--max-length", type=int, default=1024)
+    sizes = ", ".join(f"{k} {GPU_DEFAULTS[k]} ({CPU_DEFAULTS[k]} on the CPU)" for k in GPU_DEFAULTS)
+    parser.add_argument("--rows", type=int, help=f"defaults: {sizes}")
+    parser.add_argument("--steps", type=int, help="optimizer steps per run")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--grad-accum", type=int)
+    parser.add_argument("--max-length", type=int)
     parser.add_argument("--packing", action=argparse.BooleanOptionalAction, default=False)
     parser.add_argument("--liger", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument(
@@ -557,7 +667,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "start too late are skipped and the table is written anyway (0: no limit)",
     )
     parser.add_argument("--build-model", metavar="DIR", help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for key, value in (CPU_DEFAULTS if args.device == "cpu" else GPU_DEFAULTS).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if not args.model and not args.tokenizer:
+        parser.error("give --model (a model folder), or --tokenizer to build a random-weight one")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -591,27 +707,35 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.time()
         rows, trl_data, n_rows = prepare_data(args, work)
         print(f"data: {n_rows} rows ({time.time() - t0:.1f}s)", flush=True)
-        model = work / "model"
-        t0 = time.time()
-        build = [sys.executable, __file__, "--build-model", str(model), *_shape_argv(args)]
-        proc = subprocess.run(build, env=env, check=False)
-        if proc.returncode:
-            print(f"!!! building the model failed (exit {proc.returncode})", flush=True)
-            return 1
-        print(f"model built and saved in {time.time() - t0:.0f}s", flush=True)
+        if args.model:
+            model = Path(args.model).resolve()
+            shape = f"{model.name} (its own weights)"
+        else:
+            model = work / "model"
+            t0 = time.time()
+            build = [sys.executable, __file__, "--build-model", str(model), *_shape_argv(args)]
+            proc = subprocess.run(build, env=env, check=False)
+            if proc.returncode:
+                print(f"!!! building the model failed (exit {proc.returncode})", flush=True)
+                return 1
+            print(f"model built and saved in {time.time() - t0:.0f}s", flush=True)
+            shape = (
+                f"Llama (random weights) hidden {args.hidden}, intermediate {args.intermediate}, "
+                f"{args.layers} layers, {args.heads} heads, {args.kv_heads} kv heads, "
+                f"vocab {args.vocab}"
+            )
 
         results: dict[str, dict[str, Any]] = {}
         meta = {
-            "shape": f"Llama (random weights) hidden {args.hidden}, intermediate "
-            f"{args.intermediate}, {args.layers} layers, {args.heads} heads, {args.kv_heads} kv "
-            f"heads, vocab {args.vocab}",
-            "data": Path(args.data).name,
+            "shape": shape,
+            "data": Path(args.data).name if args.data else "generated rows",
             "rows": n_rows,
             "settings": f"QLoRA nf4 r{LORA_R} alpha {LORA_ALPHA} on {','.join(TARGETS)}, lr {LR}, "
             f"{args.steps} steps, batch {args.batch_size} x accumulation {args.grad_accum}, "
             f"max_length {args.max_length}, packing {'on' if args.packing else 'off'}, "
-            f"gradient checkpointing on, {'bf16' if args.device == 'cuda' else 'fp32'}",
+            "gradient checkpointing on, bf16",
             "device": args.device,
+            "device_kind": args.device,
             "host": platform.node(),
             "command": " ".join([Path(sys.executable).name, *sys.argv]),
             "notes": notes,
@@ -627,7 +751,7 @@ def main(argv: list[str] | None = None) -> int:
             output = work / "runs" / slug
             output.parent.mkdir(exist_ok=True)
             if tool == "ours":
-                cmd = ours_command(args, model, rows, output, liger)
+                cmd = ours_command(args, model, rows, output, liger, upcast=name == UPCAST)
             else:
                 cmd = trl_command(args, model, trl_data, output, liger)
             run_env = dict(env, TVT_HOOK_OUT=str(work / f"{slug}.json"))
@@ -649,7 +773,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _shape_argv(args: argparse.Namespace) -> list[str]:
     return [
-        "--data", args.data, "--tokenizer", args.tokenizer, "--out", args.out,
+        "--tokenizer", args.tokenizer, "--out", args.out,
         "--device", args.device, "--layers", str(args.layers), "--hidden", str(args.hidden),
         "--intermediate", str(args.intermediate), "--heads", str(args.heads),
         "--kv-heads", str(args.kv_heads), "--vocab", str(args.vocab),
@@ -658,7 +782,13 @@ def _shape_argv(args: argparse.Namespace) -> list[str]:
 
 def _write(out: Path, meta: dict, results: dict) -> dict:
     table = ratios(results)
-    payload = {"meta": meta, "runs": results, "ratios_ours_over_trl": table}
+    payload = {
+        "meta": meta,
+        # langadapt-train / trl sft, the defaults of each (see headline)
+        "ratios": headline(results, meta["device_kind"]),
+        "runs": results,
+        "ratios_ours_over_trl": table,
+    }
     (out / "results.json").write_text(json.dumps(payload, indent=2) + "\n", "utf-8")
     (out / "results.md").write_text(markdown(meta, results, table), "utf-8")
     return table

@@ -81,6 +81,12 @@ class LangadaptArguments:
         "local TurkishMMLU directory with dev/ and test/ (default: "
         "$LANGADAPT_TURKISHMMLU_DIR, else the Hub; skipped and noted when neither is there)",
     )
+    upcast_non_quantized: bool = key(
+        False,
+        "QLoRA: keep the weights that are not quantized (embeddings, norms, LM head) in fp32, "
+        "as PEFT's prepare_model_for_kbit_training does; default: in the compute dtype, as "
+        "`trl sft` keeps them (less memory, faster; docs/training.md). Not under FSDP",
+    )
     resume: bool = key(
         False,
         "continue the run in output_dir from its newest checkpoint (after checking that the "

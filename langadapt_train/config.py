@@ -502,9 +502,12 @@ def build(
     precision = _precision(explicit, settings["precision"])
     derived.update(bf16=precision == "bf16", fp16=precision == "fp16")
     derived["dtype"] = TORCH_DTYPES[precision]
-    # Several processes and no GPU: data parallel on the CPU (gloo). Without this,
-    # transformers would treat each process as a run of its own.
-    derived["use_cpu"] = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _has_cuda()
+    # No GPU and several processes: data parallel on the CPU (gloo); without this,
+    # transformers would treat each process as a run of its own. No GPU and bf16: transformers
+    # computes bf16 on the CPU only when told it is on the CPU.
+    several = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    derived["use_cpu"] = not _has_cuda() and (several or (precision == "bf16" and not _has_mps()))
+    derived["use_liger_kernel"] = _liger_usable()
     derived["data_seed"] = value("seed")
     resolved = {**derived, **settings}
 
@@ -534,6 +537,29 @@ def _has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def _liger_usable() -> bool:
+    """Liger's kernels (fused linear cross-entropy, RMSNorm, SwiGLU, RoPE) are langadapt's
+    default on an NVIDIA GPU when ``liger-kernel`` is installed (``langadapt[liger]``): less
+    memory and more tokens/s than TRL's default of none (docs/training.md). Otherwise off."""
+    import importlib.util
+
+    if not _has_cuda():
+        return False
+    if importlib.util.find_spec("liger_kernel") is None:
+        log.info(
+            "use_liger_kernel: off (the liger-kernel package is not installed; "
+            "pip install 'langadapt[liger]' for less memory and faster steps on this GPU)"
+        )
+        return False
+    return True
+
+
+def _has_mps() -> bool:
+    import torch
+
+    return torch.backends.mps.is_available()
+
+
 def load(
     path: str | Path, overrides: dict[str, Any] | None = None, preset: str | None = None
 ) -> TrainConfig:
@@ -541,6 +567,9 @@ def load(
 
 
 RUN_KEYS_IGNORED = ("resume", "output_dir")  # may differ between a run and its resumption
+# Keys added since a release whose runs behaved otherwise: the value such a run had.
+BEFORE_THE_KEY = {"upcast_non_quantized": True}
+ONLY_FOR_METHOD = {"upcast_non_quantized": "qlora"}  # keys without effect for other methods
 
 
 def saved(directory: Path) -> dict[str, Any] | None:
@@ -556,15 +585,18 @@ def changes(before: dict[str, Any], cfg: TrainConfig) -> list[str]:
     """``key: old -> new`` for every setting of ``cfg`` that differs from a saved config.
 
     A key on one side only is compared with its default there (a run saved by an older
-    release lacks the keys added since, at their defaults).
+    release lacks the keys added since, at their defaults, or at ``BEFORE_THE_KEY``'s value
+    where that release behaved otherwise).
     """
     now = cfg.settings
     out = []
     for key in sorted(set(before) | set(now)):
         if key in RUN_KEYS_IGNORED:
             continue
+        if ONLY_FOR_METHOD.get(key, cfg.script.method) != cfg.script.method:
+            continue  # no effect on this run's method
         known = key in fields()
-        old = before.get(key, default(key) if known else "(unset)")
+        old = before.get(key, BEFORE_THE_KEY.get(key, default(key)) if known else "(unset)")
         new = now.get(key, default(key) if known else "(unset)")
         if known:
             with contextlib.suppress(ConfigError):  # compare as parsed, e.g. 1e-4 and "1e-4"

@@ -303,14 +303,22 @@ def load_model(cfg: TrainConfig) -> tuple[Any, Any]:
     # No KV cache in training: with one, transformers skips the packed-sequence (block-diagonal)
     # mask that keeps packed samples from attending to each other.
     model.config.use_cache = False
-    if method == "qlora" and not fsdp:
-        # Under FSDP this is skipped (as TRL did for sharded QLoRA): it casts the norms and
-        # embeddings to fp32, which FSDP cannot flatten together with the packed weights.
-        # Gradient checkpointing and input gradients are then set up by the trainer and TRL.
+    if method == "qlora" and not fsdp and cfg.script.upcast_non_quantized:
+        # PEFT's preparation: the weights that are not quantized (norms, embeddings, the LM
+        # head) in fp32. By default they stay in the compute dtype, as `trl sft` keeps them;
+        # gradient checkpointing and input gradients are then set up by the trainer and TRL.
+        # Under FSDP it is never run: FSDP cannot flatten fp32 weights with the packed ones.
         model = prepare_model_for_kbit_training(
             model,
             use_gradient_checkpointing=cfg.sft["gradient_checkpointing"],
             gradient_checkpointing_kwargs=cfg.sft["gradient_checkpointing_kwargs"],
+        )
+    if method == "qlora":
+        kept = sorted({str(p.dtype) for p in model.parameters() if p.is_floating_point()})
+        log.info(
+            "QLoRA: the weights not quantized are in %s (upcast_non_quantized: %s)",
+            ", ".join(t.removeprefix("torch.") for t in kept),
+            cfg.script.upcast_non_quantized,
         )
     # TRL's helper: LoRA with ModelConfig's lora_* keys (None when use_peft is off: full).
     return model, get_peft_config(margs)
@@ -321,7 +329,9 @@ def keep_adapter_fp32(model: Any) -> None:
 
     TRL casts QLoRA adapter weights to bf16, but PEFT loads them back as fp32 when a
     checkpoint is resumed, so a resumed run would not continue the same computation. fp32
-    adapters (PEFT's own default) make both paths identical; they are a small share of memory.
+    adapters (PEFT's own default: ``get_peft_model``'s ``autocast_adapter_dtype=True``, PEFT
+    0.21) make both paths identical and keep the updates that bf16 would round away; they
+    are a small share of memory (docs/training.md).
     """
     import torch
 

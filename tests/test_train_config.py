@@ -242,13 +242,22 @@ def test_old_key_names_still_work_and_name_the_new_key(
 
 def test_a_run_saved_by_the_first_releases_resumes_unchanged(tmp_path: Path) -> None:
     """A run's langadapt_train.yaml as the first releases wrote it (every key at its default,
-    old names) holds the same settings as the same run configured today."""
+    old names) holds the same settings as the same run configured today, QLoRA's
+    preparation included: those releases kept the weights not quantized in fp32."""
     (tmp_path / CONFIG_NAME).write_text(FIRST_RELEASE_SAVED, "utf-8")
     before = config.saved(tmp_path)
-    cfg = config.build(None, {**MO, "preset": "r16-a48", "max_steps": 20})
-    assert config.changes(before, cfg) == []
-    cfg = config.build(None, {**MO, "preset": "r16-a48", "max_steps": 20, "seed": 7})
+    same = {**MO, "preset": "r16-a48", "max_steps": 20, "upcast_non_quantized": True}
+    assert config.changes(before, config.build(None, same)) == []
+    cfg = config.build(None, {**same, "seed": 7})
     assert config.changes(before, cfg) == ["seed: 42 -> 7"]
+    cfg = config.build(None, {**MO, "preset": "r16-a48", "max_steps": 20})  # today's default
+    assert config.changes(before, cfg) == ["upcast_non_quantized: True -> False"]
+    # A LoRA run has no quantized weights: the key is not compared.
+    lora = FIRST_RELEASE_SAVED.replace("method: qlora", "method: lora")
+    assert lora != FIRST_RELEASE_SAVED
+    (tmp_path / CONFIG_NAME).write_text(lora, "utf-8")
+    cfg = config.build(None, {**MO, "preset": "r16-a48", "max_steps": 20, "method": "lora"})
+    assert config.changes(config.saved(tmp_path), cfg) == []
 
 
 # langadapt_train.yaml of a run started with the first releases' defaults.

@@ -361,3 +361,51 @@ def test_kill_and_resume_matches_an_uninterrupted_run(
     for key in wa:
         a_, b_ = wa[key].float(), wb[key].float()
         assert (a_ - b_).abs().max().item() <= 1e-5, key
+
+
+def test_both_qlora_preparations_give_the_same_loss_curve(
+    tiny_llama_dir: Path, sft_dir: Path, tmp_path: Path
+) -> None:
+    """QLoRA computing in bf16 on the CPU, as on a GPU: by default the weights that are not
+    quantized stay in bf16 (as `trl sft` keeps them), with upcast_non_quantized in fp32 (PEFT's
+    prepare_model_for_kbit_training). The same run through both: the loss at every step
+    within 1 % (the stated tolerance, docs/training.md), and both adapters trained."""
+    from safetensors.torch import load_file
+
+    curves = {}
+    for upcast, dtype in (("false", "bfloat16"), ("true", "float32")):
+        out = tmp_path / f"upcast-{upcast}"
+        proc = run_here(
+            small(
+                tiny_llama_dir,
+                out,
+                "--data",
+                str(sft_dir / "alpaca_zh_demo.json"),
+                "--max-rows",
+                "24",
+                "--heldout",
+                "0",
+                "--max-steps",
+                "8",
+                "--learning-rate",
+                "1e-2",
+                "--no-decontaminate",
+                "--precision",
+                "bf16",
+                "--upcast_non_quantized",
+                upcast,
+            ),
+            env=env(),
+            cwd=REPO,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        said = f"weights not quantized are in {dtype} (upcast_non_quantized: {upcast.title()})"
+        assert said in proc.stderr
+        curves[upcast] = _losses(out)
+        weights = load_file(out / "adapter_model.safetensors")
+        lora_b = [w for k, w in weights.items() if "lora_B" in k]
+        assert lora_b and all(w.abs().max() > 0 for w in lora_b)  # B starts at zero
+    ours, upcast_ = curves["false"], curves["true"]
+    assert [s for s, _ in ours] == [s for s, _ in upcast_] == list(range(1, 9))
+    for (_, a), (_, b) in zip(ours, upcast_, strict=True):
+        assert a == pytest.approx(b, rel=0.01)
