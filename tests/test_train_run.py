@@ -276,6 +276,13 @@ def test_sweep_on_fixture_files_in_every_schema(tiny_llama_dir: Path, tmp_path: 
 STEPS = 12  # the kill-and-resume runs: 24 rows, batches of 2
 
 
+def tiny_run(model: Path, sft_dir: Path, out: Path, steps: int, *extra: str) -> list[str]:
+    """A tiny run of ``steps`` steps over 24 rows of the shared Chinese Alpaca set."""
+    data = ["--data", str(sft_dir / "alpaca_zh_demo.json"), "--max-rows", "24"]
+    rest = ["--heldout", "0", "--max-steps", str(steps), "--no-decontaminate"]
+    return small(model, out, *data, *rest, *extra)
+
+
 def _losses(out: Path) -> list[tuple[int, float]]:
     return [
         (r["step"], r["loss"])
@@ -290,20 +297,13 @@ def test_kill_and_resume_matches_an_uninterrupted_run(
     milliseconds, so the run has enough steps to be killed in the middle."""
 
     def args(out: Path, *extra: str) -> list[str]:
-        return small(
+        return tiny_run(
             tiny_llama_dir,
+            sft_dir,
             out,
-            "--data",
-            str(sft_dir / "alpaca_zh_demo.json"),
-            "--max-rows",
-            "24",
-            "--heldout",
-            "0",
-            "--max-steps",
-            str(STEPS),
+            STEPS,
             "--save-steps",
             "1",
-            "--no-decontaminate",
             "--lora-dropout",
             "0.1",
             "--method",
@@ -376,20 +376,13 @@ def test_both_qlora_preparations_give_the_same_loss_curve(
     for upcast, dtype in (("false", "bfloat16"), ("true", "float32")):
         out = tmp_path / f"upcast-{upcast}"
         proc = run_here(
-            small(
+            tiny_run(
                 tiny_llama_dir,
+                sft_dir,
                 out,
-                "--data",
-                str(sft_dir / "alpaca_zh_demo.json"),
-                "--max-rows",
-                "24",
-                "--heldout",
-                "0",
-                "--max-steps",
-                "8",
+                8,
                 "--learning-rate",
                 "1e-2",
-                "--no-decontaminate",
                 "--precision",
                 "bf16",
                 "--upcast_non_quantized",

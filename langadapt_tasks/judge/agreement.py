@@ -42,6 +42,7 @@ from langadapt_tasks.judge.pairwise import (
     pair_rows,
     winner,
 )
+from langadapt_tasks.judge.rejudge import print_head
 from langadapt_tasks.judge.rubrics import JudgeItem
 from langadapt_tasks.judge.settings import JudgeSettings, require_configured
 from langadapt_tasks.paths import offline
@@ -438,11 +439,8 @@ def table(report: dict[str, Any]) -> str:
 
 
 def print_report(report: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(report, indent=2, ensure_ascii=False))
+    if print_head(report, as_json):
         return
-    judge = report["judge"]
-    print(f"judge: {judge['model']} at {judge['base_url']}, rubric {judge['rubric']}")
     drawn = (
         f" (a sample drawn with seed {report['sample_seed']})"
         if report["sample_seed"] is not None

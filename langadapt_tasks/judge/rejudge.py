@@ -325,12 +325,19 @@ def judge_against(
     }
 
 
-def print_report(report: dict[str, Any], as_json: bool) -> None:
+def print_head(report: dict[str, Any], as_json: bool) -> bool:
+    """The whole report as JSON (True: nothing more to print), or its judge's line."""
     if as_json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
-        return
+        return True
     judge = report["judge"]
     print(f"judge: {judge['model']} at {judge['base_url']}, rubric {judge['rubric']}")
+    return False
+
+
+def print_report(report: dict[str, Any], as_json: bool) -> None:
+    if print_head(report, as_json):
+        return
     if "bootstrap" in report:
         boot = report["bootstrap"]
         print(
