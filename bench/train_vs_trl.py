@@ -117,6 +117,11 @@ def _peak_rss_since_reset():
 def _patch_trainer(module):
     from transformers import TrainerCallback
 
+    budget = os.environ.get("TVT_MEMORY_BUDGET_GIB")
+    if budget and _cuda():  # before the model is loaded: a smaller GPU, emulated
+        total = _cuda().cuda.get_device_properties(0).total_memory
+        _cuda().cuda.set_per_process_memory_fraction(min(1.0, float(budget) * 2**30 / total))
+
     class Clock(TrainerCallback):
         """(time, tokens logged so far) at each optimizer step's end."""
 
@@ -619,6 +624,12 @@ def markdown(meta: dict[str, Any], results: dict, table: dict) -> str:
     dtypes = {n: r["non_quantized_dtypes"] for n, r in results.items() if r.get("ok")}
     lines += [f"- {n}: weights not quantized in {', '.join(d)}" for n, d in dtypes.items() if d]
     lines += curves(results)
+    if budget := meta.get("budget"):
+        lines += ["", f"Longest max_length within {budget['budget_gib']:g} GiB (packed, batch 1):"]
+        lines += [
+            f"- {name}: {fmt(t['longest_max_length'], '{}')} ({t['stopped']})"
+            for name, t in budget["tools"].items()
+        ]
     lines += [""] + [f"- {note}" for note in meta["notes"]]
     return "\n".join(lines) + "\n"
 
@@ -666,6 +677,15 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help="seconds for everything; runs that would "
         "start too late are skipped and the table is written anyway (0: no limit)",
     )
+    parser.add_argument(
+        "--budget-gib",
+        type=float,
+        default=0,
+        help="GPU only: also find, for each tool with its defaults, the longest max_length "
+        "(1024, doubled up to --budget-max-length) that trains 2 steps of one packed sequence "
+        "within this much GPU memory (torch.cuda.set_per_process_memory_fraction), e.g. 24",
+    )
+    parser.add_argument("--budget-max-length", type=int, default=32768)
     parser.add_argument("--build-model", metavar="DIR", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     for key, value in (CPU_DEFAULTS if args.device == "cpu" else GPU_DEFAULTS).items():
@@ -673,6 +693,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
             setattr(args, key, value)
     if not args.model and not args.tokenizer:
         parser.error("give --model (a model folder), or --tokenizer to build a random-weight one")
+    if args.budget_gib and args.device != "cuda":
+        parser.error("--budget-gib emulates a smaller GPU: it needs --device cuda")
     return args
 
 
@@ -765,10 +787,60 @@ def main(argv: list[str] | None = None) -> int:
             if result.get("ok") and liger and not result.get("use_liger_kernel"):
                 notes.append(f"{name}: use_liger_kernel was off in the trainer")
             _write(out, meta, results)  # after every run: a cut-off command keeps what ran
+        if args.budget_gib:
+            meta["budget"] = longest_fitting(args, model, rows, trl_data, env, work, out)
         table = _write(out, meta, results)
         print("\n" + markdown(meta, results, table), flush=True)
         print(f"total {time.time() - started:.0f}s; results in {out}", flush=True)
     return 0 if results and all(r["ok"] for r in results.values()) else 1
+
+
+def longest_fitting(
+    args: argparse.Namespace,
+    model: Path,
+    rows: Path,
+    trl_data: Path,
+    env: dict[str, str],
+    work: Path,
+    out: Path,
+) -> dict[str, Any]:
+    """Per tool with its defaults (langadapt-train: Liger on where it runs; trl sft: off), the
+    longest max_length, doubling from 1024, that trains 2 steps of one packed sequence within
+    ``--budget-gib`` of GPU memory. The rows must hold 2 sequences of the longest length."""
+    found: dict[str, Any] = {"budget_gib": args.budget_gib, "tools": {}}
+    for name, tool in (("langadapt-train", "ours"), ("trl sft", "trl")):
+        longest, why = None, "fits every length tried"
+        length = 1024
+        while length <= args.budget_max_length:
+            trial = argparse.Namespace(**{**vars(args), "max_length": length, "steps": 2})
+            trial.batch_size, trial.grad_accum, trial.packing = 1, 1, True
+            slug = f"budget-{tool}-{length}"
+            output = work / "runs" / slug
+            output.parent.mkdir(parents=True, exist_ok=True)
+            if tool == "ours":
+                cmd = ours_command(trial, model, rows, output, liger=args.liger, upcast=False)
+            else:
+                cmd = trl_command(trial, model, trl_data, output, liger=False)
+            run_env = dict(
+                env,
+                TVT_HOOK_OUT=str(work / f"{slug}.json"),
+                TVT_MEMORY_BUDGET_GIB=str(args.budget_gib),
+            )
+            log = out / f"{slug}.log"
+            result = run_one(
+                f"{name}, max_length {length}", cmd, run_env, log, work / f"{slug}.json", 900
+            )
+            if not result["ok"]:
+                oom = "OutOfMemoryError" in log.read_text("utf-8", errors="replace")
+                why = (
+                    f"{length} does not fit" if oom else f"{length} failed (not memory; {log.name})"
+                )
+                break
+            longest = length
+            length *= 2
+        found["tools"][name] = {"longest_max_length": longest, "stopped": why}
+        print(f"{name}: longest max_length within {args.budget_gib:g} GiB: {longest} ({why})")
+    return found
 
 
 def _shape_argv(args: argparse.Namespace) -> list[str]:
