@@ -769,7 +769,7 @@ def main(argv: list[str] | None = None) -> int:
                 notes.append(f"{name}: skipped, {left:.0f}s left of --deadline {args.deadline:.0f}")
                 print(f"!!! {notes[-1]}", flush=True)
                 continue
-            slug = name.replace(" + ", "-").replace(" ", "-")
+            slug = name.replace(" + ", "-").replace(", ", "-").replace(" ", "-")
             output = work / "runs" / slug
             output.parent.mkdir(exist_ok=True)
             if tool == "ours":
