@@ -85,10 +85,11 @@ def _cmd_judge_agreement(args: argparse.Namespace) -> int:
 
     from langadapt_tasks.judge.agreement import print_report, run_agreement
     from langadapt_tasks.judge.engine import JudgeStopped
-    from langadapt_tasks.judge.settings import resolve
+    from langadapt_tasks.judge.settings import resolve, setting_sources
 
     options = {k: v for k, v in vars(args).items() if k.startswith("judge_")}
-    if not options.get("judge_rubric") and not os.environ.get("LANGADAPT_JUDGE_RUBRIC"):
+    rubric_var = setting_sources()["rubric"][0]
+    if not options.get("judge_rubric") and not os.environ.get(rubric_var):
         options["judge_rubric"] = "fastchat-pair"  # FastChat's own pairwise judge
     try:
         report = run_agreement(

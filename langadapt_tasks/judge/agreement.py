@@ -27,7 +27,7 @@ import datetime as dt
 import json
 import random
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,10 @@ from langadapt_tasks.judge.pairwise import (
     RESAMPLES,
     WIN,
     combine,
+    orders_agree,
     pair_rows,
+    pair_up,
+    percentile_bootstrap,
     winner,
 )
 from langadapt_tasks.judge.rejudge import print_head
@@ -261,11 +264,10 @@ def _pairwise(
     settings: JudgeSettings,
     progress: bool,
 ) -> JudgeVotes:
-    pairs = {}
-    for key, vote in first_seen.items():
-        item, other = _item(vote, key[2], meta), _item(vote, key[3], meta)
-        shared = {"rival": other.answers, "rival_model": key[3]}
-        pairs[key] = (replace(item, **shared, first=True), replace(item, **shared, first=False))
+    pairs = {  # the first model by name against the second, in both orders
+        key: pair_up([_item(vote, key[2], meta)], [_item(vote, key[3], meta)]).pairs[0]
+        for key, vote in first_seen.items()
+    }
     verdicts = judge_items([i for p in pairs.values() for i in p], settings, progress=progress)
     outcome = {WIN: "model_a", LOSS: "model_b", TIE: TIE}
     winners: dict[Key, str | None] = {}
@@ -275,15 +277,10 @@ def _pairwise(
         result = combine(*orders)
         winners[key] = None if result is None else outcome[result]
         if result is not None:
-            agree.append(_agrees(*orders))
+            agree.append(orders_agree(*orders))
     rows = pair_rows(list(pairs.values()), verdicts, settings)
     consistency = sum(agree) / len(agree) if agree else None
     return JudgeVotes(winners, rows, consistency)
-
-
-def _agrees(ab: str | None, ba: str | None) -> bool:
-    """Whether the two orders name the same answer (or both a tie)."""
-    return (ab, ba) in {("A", "B"), ("B", "A"), ("tie", "tie")}
 
 
 # --- agreement, as compute_agreement.py counts it ------------------------------------------
@@ -317,22 +314,14 @@ def human_human(human: Sequence[Vote], ban: Sequence[str]) -> dict[Key, tuple[in
     return out
 
 
-def interval(
-    per_key: dict[Key, tuple[int, int]], seed: int = BOOTSTRAP_SEED, resamples: int = RESAMPLES
-) -> tuple[float, float] | None:
-    """95 % percentile bootstrap interval of the agreement, resampling keys (the votes on
-    one pair of answers share the judge's vote, so they are resampled together)."""
-    counts = list(per_key.values())
-    if not counts:
-        return None
-    rng = random.Random(seed)
-    n = len(counts)
-    rates = []
-    for _ in range(resamples):
-        drawn = [counts[rng.randrange(n)] for _ in range(n)]
-        rates.append(sum(a for a, _ in drawn) / sum(t for _, t in drawn))
-    rates.sort()
-    return rates[int(0.025 * resamples)], rates[int(0.975 * resamples) - 1]
+def _rate(counts: list[tuple[int, int]]) -> float:
+    return sum(a for a, _ in counts) / sum(t for _, t in counts)
+
+
+def interval(per_key: dict[Key, tuple[int, int]]) -> tuple[float, float] | None:
+    """95 % bootstrap interval of the agreement, resampling keys (the votes on one pair of
+    answers share the judge's vote, so they are resampled together)."""
+    return percentile_bootstrap(list(per_key.values()), _rate)
 
 
 def _cell(per_key: dict[Key, tuple[int, int]], with_interval: bool) -> dict[str, Any]:

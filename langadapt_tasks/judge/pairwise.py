@@ -19,9 +19,9 @@ whose two orders agree).
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from langadapt_tasks.benchmarks.mtbench import CATEGORIES, group_name
 from langadapt_tasks.judge.rubrics import JudgeItem
@@ -41,6 +41,7 @@ _AS_FIRST = {"A": WIN, "B": LOSS, "tie": TIE}
 _AS_SECOND = {"A": LOSS, "B": WIN, "tie": TIE}
 
 Key = tuple[str, int, int]  # (language, turn, question id)
+T = TypeVar("T")
 
 
 def _key(item: JudgeItem) -> Key:
@@ -137,19 +138,37 @@ def win_rate(outcomes: Sequence[str]) -> float | None:
     return (outcomes.count(WIN) + outcomes.count(TIE) / 2) / len(outcomes)
 
 
+def percentile_bootstrap(
+    units: Sequence[T],
+    statistic: Callable[[list[T]], Any],
+    seed: int = BOOTSTRAP_SEED,
+    resamples: int = RESAMPLES,
+) -> tuple[float, float] | None:
+    """The 95 % percentile interval of ``statistic`` over ``resamples`` resamples of
+    ``units`` (with replacement), from ``random.Random(seed)``; None without units."""
+    if not units:
+        return None
+    rng = random.Random(seed)
+    n = len(units)
+    values = sorted(
+        statistic([units[rng.randrange(n)] for _ in range(n)]) for _ in range(resamples)
+    )
+    return values[int(0.025 * resamples)], values[int(0.975 * resamples) - 1]
+
+
 def bootstrap_interval(
     outcomes: Sequence[str], seed: int = BOOTSTRAP_SEED, resamples: int = RESAMPLES
 ) -> tuple[float, float] | None:
-    """The 95 % percentile interval of the win rate over ``resamples`` resamples of the
-    questions (with replacement), from ``random.Random(seed)``."""
-    if not outcomes:
-        return None
-    rng = random.Random(seed)
-    n = len(outcomes)
-    rates = sorted(
-        win_rate([outcomes[rng.randrange(n)] for _ in range(n)]) for _ in range(resamples)
-    )
-    return rates[int(0.025 * resamples)], rates[int(0.975 * resamples) - 1]
+    """The 95 % interval of the win rate, resampling the questions."""
+    return percentile_bootstrap(outcomes, win_rate, seed, resamples)
+
+
+def orders_agree(first: str | None, second: str | None) -> bool:
+    """Whether the two orders' winners (the model's answer shown as A, then as B) name the
+    same answer, or both a tie."""
+    if first is None or second is None:
+        return False
+    return _AS_FIRST[first] == _AS_SECOND[second]
 
 
 def summarize_pairs(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -164,8 +183,7 @@ def summarize_pairs(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for key, part in table.items():
         outcomes = [r["result"] for r in part if r["result"] is not None]
         agree = [
-            r["orders"]["AB"]["winner"] is not None
-            and _AS_FIRST[r["orders"]["AB"]["winner"]] == _AS_SECOND[r["orders"]["BA"]["winner"]]
+            orders_agree(r["orders"]["AB"]["winner"], r["orders"]["BA"]["winner"])
             for r in part
             if r["result"] is not None
         ]
