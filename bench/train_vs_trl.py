@@ -16,15 +16,17 @@ One process orchestrates, and touches no accelerator itself:
    training script through ``accelerate launch``) run one after the other with the same
    settings, each in its own process, then langadapt-train with ``upcast_non_quantized``
    (the preparation of its earlier releases, for its loss curve), then (GPU only) both again
-   with Liger kernels (TRL's ``use_liger_kernel`` key);
+   with Liger kernels (TRL's ``use_liger_kernel`` key), then langadapt-train once per
+   ``--options`` setting (``padding_free``, ``activation_offloading``: TRL's keys);
 4. a ``sitecustomize`` hook, on the path of every run and of no other process, wraps
    ``transformers.Trainer.train`` in the training process of both tools alike: tokens are the
    trainer's logged ``num_tokens`` (non-padding tokens), time is the wall time of ``train()``
    (model loading and data preparation excluded) and after the first optimizer step (steady
    state), peak memory is ``torch.cuda.max_memory_allocated`` / ``max_memory_reserved`` of that
-   process, or on the CPU its peak resident memory (whole process, and within ``train()``);
-   the loss of every step is kept. ``nvidia-smi``'s peak of the whole GPU above idle is
-   recorded as well;
+   process, or on the CPU its peak resident memory (whole process, and within ``train()``,
+   with glibc's ``MALLOC_MMAP_THRESHOLD_`` fixed for every run so that RSS follows the memory
+   in use rather than what the heap happens to keep); the loss of every step is kept.
+   ``nvidia-smi``'s peak of the whole GPU above idle is recorded as well;
 5. a table with the ratios langadapt-train / TRL and the loss curves is printed and written to
    ``--out`` (``results.json``, ``results.md``, one log per run); ``results.json``'s
    ``ratios`` holds the headline, langadapt-train / ``trl sft`` with the defaults of each:
@@ -68,23 +70,29 @@ LLAMA3_8B = {
 }
 TARGETS = ["q_proj", "k_proj", "v_proj"]
 LORA_R, LORA_ALPHA, LORA_DROPOUT, LR = 16, 48, 0.05, 1.6e-5  # preset r16-a48
-UPCAST = "langadapt-train, upcast_non_quantized"
-RUNS = (  # (name, tool, liger)
-    ("langadapt-train", "ours", False),
-    ("trl sft", "trl", False),
-    (UPCAST, "ours", False),  # the preparation of langadapt's earlier releases, for its curve
-    ("langadapt-train + Liger", "ours", True),
-    ("trl sft + Liger", "trl", True),
+RUNS = (  # (name, tool, liger, langadapt-train's own flags)
+    ("langadapt-train", "ours", False, ()),
+    ("trl sft", "trl", False, ()),
+    # the preparation of langadapt's earlier releases, for its loss curve
+    ("langadapt-train, upcast_non_quantized", "ours", False, ("--upcast_non_quantized", "true")),
+    ("langadapt-train + Liger", "ours", True, ()),
+    ("trl sft + Liger", "trl", True, ()),
 )
+# --options: one more langadapt-train run each, with its defaults on this device plus the key.
+OPTIONS = {
+    "padding_free": ("--padding_free", "true"),
+    "activation_offloading": ("--activation_offloading", "true"),
+}
 # --device cpu: SmolLM2-sized runs in bf16 take seconds per step on two cores.
 CPU_DEFAULTS = {"rows": 24, "steps": 4, "batch_size": 2, "grad_accum": 1, "max_length": 64}
 GPU_DEFAULTS = {"rows": 256, "steps": 10, "batch_size": 4, "grad_accum": 4, "max_length": 1024}
+MMAP_THRESHOLD = 128 * 1024  # bytes: glibc's initial value, kept fixed (--device cpu)
 LOG_TAIL = 60  # lines of a failed run's log that are printed
 
 # Written as sitecustomize.py into a folder that only the runs have on PYTHONPATH. It acts in
 # the process that calls Trainer.train (for trl sft: the process accelerate launch starts).
 HOOK = r'''
-import importlib.abc, importlib.util, json, os, resource, sys, time
+import importlib.abc, importlib.util, json, os, sys, time
 
 _OUT = os.environ.get("TVT_HOOK_OUT")
 
@@ -103,11 +111,12 @@ def _reset_peak_rss():
         pass
 
 
-def _peak_rss_since_reset():
+def _status_mib(field):
+    """``VmHWM`` (peak RSS since the reset) or ``VmRSS`` of this process, in MiB."""
     try:
         with open("/proc/self/status") as fh:
             for line in fh:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
@@ -145,7 +154,9 @@ def _patch_trainer(module):
         torch = _cuda()
         if torch:
             torch.cuda.synchronize()
+        peak_before = _status_mib("VmHWM")  # loading; the reset clears ru_maxrss too
         _reset_peak_rss()
+        rss_before = _status_mib("VmRSS")
         start = time.perf_counter()
         result = original(self, *args, **kwargs)
         if torch:
@@ -171,8 +182,9 @@ def _patch_trainer(module):
             "train_runtime": (getattr(result, "metrics", None) or {}).get("train_runtime"),
             "peak_allocated_mib": torch.cuda.max_memory_allocated() / 2**20 if torch else None,
             "peak_reserved_mib": torch.cuda.max_memory_reserved() / 2**20 if torch else None,
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "peak_rss_train_mib": _peak_rss_since_reset(),
+            "peak_rss_mib": max(peak_before or 0, _status_mib("VmHWM") or 0) or None,
+            "peak_rss_train_mib": _status_mib("VmHWM"),
+            "rss_before_train_mib": rss_before,
             "losses": [[e["step"], e["loss"]] for e in self.state.log_history if "loss" in e],
             "trainable_params": sum(p.numel() for p in trainable),
             "non_quantized_dtypes": sorted({str(p.dtype) for p in params
@@ -315,10 +327,16 @@ def prepare_data(args: argparse.Namespace, work: Path) -> tuple[Path, Path, int]
 
 
 def ours_command(
-    args: argparse.Namespace, model: Path, rows: Path, output: Path, liger: bool, upcast: bool
+    args: argparse.Namespace,
+    model: Path,
+    rows: Path,
+    output: Path,
+    liger: bool,
+    extra: tuple[str, ...] = (),
 ) -> list[str]:
     """``python -m langadapt_train`` with the same settings as ``trl_command`` (TRL's key names);
-    its own settings (``upcast_non_quantized``, ...) at their defaults unless ``upcast``."""
+    its own settings (``upcast_non_quantized``, ...) at their defaults unless ``extra`` sets
+    them."""
     return [
         sys.executable,
         "-m",
@@ -368,7 +386,7 @@ def ours_command(
         # report_to: langadapt-train's default is already none (no tracker integration)
         "--use_liger_kernel",
         "true" if liger else "false",
-        *(["--upcast_non_quantized", "true"] if upcast else []),
+        *extra,
     ]
 
 
@@ -525,6 +543,7 @@ COLUMNS = (  # (key, heading, format)
     ("nvidia_smi_peak_mib", "nvidia-smi peak MiB", "{:.0f}"),
     ("peak_rss_mib", "peak RSS MiB", "{:.0f}"),
     ("peak_rss_train_mib", "peak RSS in train() MiB", "{:.0f}"),
+    ("rss_before_train_mib", "RSS before train() MiB", "{:.0f}"),
     ("wall_seconds", "wall s (with loading)", "{:.0f}"),
 )
 RATIOS = (
@@ -540,10 +559,13 @@ RATIOS = (
 
 def ratios(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | None]]:
     out = {}
-    for ours, trl, label in (
+    pairs = [
         ("langadapt-train", "trl sft", "without Liger"),
         ("langadapt-train + Liger", "trl sft + Liger", "with Liger"),
-    ):
+    ]
+    for option in OPTIONS:  # an --options run against trl sft with its defaults
+        pairs += [(n, "trl sft", f"{n} / trl sft") for n in results if n.endswith(f", {option}")]
+    for ours, trl, label in pairs:
         a, b = results.get(ours, {}), results.get(trl, {})
         if not (a.get("ok") and b.get("ok")):
             continue
@@ -671,6 +693,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--packing", action=argparse.BooleanOptionalAction, default=False)
     parser.add_argument("--liger", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument(
+        "--options",
+        help="comma-separated langadapt-train settings to measure, one more run each with its "
+        f"defaults on this device plus the setting: {', '.join(OPTIONS)}; default: all of them "
+        "on a GPU, none on the CPU (activation_offloading needs a GPU)",
+    )
+    parser.add_argument(
         "--deadline",
         type=float,
         default=0,
@@ -693,6 +721,14 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
             setattr(args, key, value)
     if not args.model and not args.tokenizer:
         parser.error("give --model (a model folder), or --tokenizer to build a random-weight one")
+    if args.options is None:
+        args.options = ",".join(OPTIONS) if args.device == "cuda" else ""
+    args.options = [o.strip() for o in args.options.split(",") if o.strip()]
+    unknown = [o for o in args.options if o not in OPTIONS]
+    if unknown:
+        parser.error(f"--options: unknown {unknown}; known: {', '.join(OPTIONS)}")
+    if "activation_offloading" in args.options and args.device != "cuda":
+        parser.error("--options activation_offloading moves activations off a GPU: --device cuda")
     if args.budget_gib and args.device != "cuda":
         parser.error("--budget-gib emulates a smaller GPU: it needs --device cuda")
     return args
@@ -711,11 +747,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "cpu" and any(r[2] for r in runs):
         runs = [r for r in runs if not r[2]]
         notes.append("Liger runs skipped: Liger kernels need CUDA (Triton)")
+    for option in args.options:  # on top of langadapt-train's defaults on this device
+        liger = args.device == "cuda" and args.liger
+        base = "langadapt-train + Liger" if liger else "langadapt-train"
+        runs.append((f"{base}, {option}", "ours", liger, OPTIONS[option]))
 
     env = dict(os.environ, TQDM_DISABLE="1", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
     env.update(TRANSFORMERS_OFFLINE="1", HF_HUB_DISABLE_PROGRESS_BARS="1", PYTHONUNBUFFERED="1")
     if args.device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
+        # glibc hands tensors above a threshold it raises as memory is freed to its heap, and
+        # what the heap keeps varies from run to run (±150 MiB for SmolLM2): a fixed threshold
+        # returns freed tensors to the system, so peak RSS follows the memory in use.
+        env.setdefault("MALLOC_MMAP_THRESHOLD_", str(MMAP_THRESHOLD))
 
     with tempfile.TemporaryDirectory(prefix="train-vs-trl-") as tmp:
         work = Path(tmp)
@@ -758,12 +802,13 @@ def main(argv: list[str] | None = None) -> int:
             "gradient checkpointing on, bf16",
             "device": args.device,
             "device_kind": args.device,
+            "malloc_mmap_threshold": env.get("MALLOC_MMAP_THRESHOLD_"),
             "host": platform.node(),
             "command": " ".join([Path(sys.executable).name, *sys.argv]),
             "notes": notes,
         }
         longest = 0.0
-        for name, tool, liger in runs:
+        for name, tool, liger, extra in runs:
             left = args.deadline - (time.time() - started) if args.deadline else 1e9
             if left < longest * 1.1 or left < 30:
                 notes.append(f"{name}: skipped, {left:.0f}s left of --deadline {args.deadline:.0f}")
@@ -773,7 +818,7 @@ def main(argv: list[str] | None = None) -> int:
             output = work / "runs" / slug
             output.parent.mkdir(exist_ok=True)
             if tool == "ours":
-                cmd = ours_command(args, model, rows, output, liger, upcast=name == UPCAST)
+                cmd = ours_command(args, model, rows, output, liger, extra)
             else:
                 cmd = trl_command(args, model, trl_data, output, liger)
             run_env = dict(env, TVT_HOOK_OUT=str(work / f"{slug}.json"))
@@ -818,7 +863,7 @@ def longest_fitting(
             output = work / "runs" / slug
             output.parent.mkdir(parents=True, exist_ok=True)
             if tool == "ours":
-                cmd = ours_command(trial, model, rows, output, liger=args.liger, upcast=False)
+                cmd = ours_command(trial, model, rows, output, liger=args.liger)
             else:
                 cmd = trl_command(trial, model, trl_data, output, liger=False)
             run_env = dict(

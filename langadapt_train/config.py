@@ -508,7 +508,9 @@ def build(
     several = int(os.environ.get("WORLD_SIZE", "1")) > 1
     derived["use_cpu"] = not _has_cuda() and (several or (precision == "bf16" and not _has_mps()))
     derived["use_liger_kernel"] = _liger_usable()
+    derived["padding_free"] = _varlen_attention(value("attn_implementation"))
     derived["data_seed"] = value("seed")
+    _check_device(explicit)
     resolved = {**derived, **settings}
 
     args: dict[type, dict[str, Any]] = {cls: {} for cls in classes()}
@@ -541,17 +543,74 @@ def _liger_usable() -> bool:
     """Liger's kernels (fused linear cross-entropy, RMSNorm, SwiGLU, RoPE) are langadapt's
     default on an NVIDIA GPU when ``liger-kernel`` is installed (``langadapt[liger]``): less
     memory and more tokens/s than TRL's default of none (docs/training.md). Otherwise off."""
-    import importlib.util
-
     if not _has_cuda():
         return False
-    if importlib.util.find_spec("liger_kernel") is None:
+    if not _has_package("liger_kernel"):
         log.info(
             "use_liger_kernel: off (the liger-kernel package is not installed; "
             "pip install 'langadapt[liger]' for less memory and faster steps on this GPU)"
         )
         return False
     return True
+
+
+def _varlen_attention(attn: str | None) -> bool:
+    """Padding-free batches (TRL's ``padding_free``) are langadapt's default with a flash
+    attention kernel, which runs the flattened batch sequence by sequence: no compute or memory
+    spent on padding. With sdpa or eager, transformers attends over the whole flattened batch
+    through a block-diagonal mask (quadratic in the batch's tokens), which pays only when the
+    batches hold much padding (docs/training.md), so TRL's default (off) stays."""
+    if not attn or "flash" not in attn:
+        return False
+    log.info(
+        "padding_free: on (attn_implementation %s: no padding in a batch; "
+        "padding_free: false turns it off)",
+        attn,
+    )
+    return True
+
+
+# Settings that need hardware this machine may lack: what it lacks, and the test for it.
+_NEEDS = {
+    "use_liger_kernel": (
+        "Liger's kernels are Triton kernels for an NVIDIA GPU",
+        lambda: _has_cuda(),
+    ),
+    "activation_offloading": (
+        "it moves activations from the GPU to CPU memory",
+        lambda: _has_gpu(),
+    ),
+}
+
+
+def _check_device(explicit: dict[str, tuple[Any, str]]) -> None:
+    """A setting turned on that cannot run here is an error before anything is loaded."""
+    for key, (why, present) in _NEEDS.items():
+        if key in explicit and explicit[key][0] and not present():
+            raise ConfigError(
+                f"{explicit[key][1]}: config key {key!r}: {why}, and this machine has none; "
+                f"set {key}: false (or leave it out) to train here"
+            )
+    liger = explicit.get("use_liger_kernel")
+    if liger and liger[0] and not _has_package("liger_kernel"):
+        raise ConfigError(
+            f"{liger[1]}: config key 'use_liger_kernel': the liger-kernel package is not "
+            "installed; pip install 'langadapt[liger]', or set use_liger_kernel: false"
+        )
+
+
+def _has_package(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+def _has_gpu() -> bool:
+    import torch
+
+    if not hasattr(torch, "accelerator"):  # torch < 2.6
+        return torch.cuda.is_available()
+    return torch.accelerator.current_accelerator() is not None
 
 
 def _has_mps() -> bool:

@@ -350,9 +350,10 @@ def sft_config(cfg: TrainConfig, output: Path) -> Any:
     """
     from trl import SFTConfig
 
-    return SFTConfig(
-        **{**cfg.sft, "output_dir": str(output / CHECKPOINTS), "assistant_only_loss": False}
-    )
+    own = {"output_dir": str(output / CHECKPOINTS), "assistant_only_loss": False}
+    if cfg.sft["padding_free"] and not cfg.sft["packing"]:
+        own["max_length"] = None  # the rows are truncated already; TRL refuses it otherwise
+    return SFTConfig(**{**cfg.sft, **own})
 
 
 # --- the run -----------------------------------------------------------------------------

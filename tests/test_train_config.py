@@ -76,7 +76,7 @@ def test_saved_config_reloads_to_the_same_object(tmp_path: Path) -> None:
             "preset": "r16-a32",
             "lora_target_modules": "all-linear",
             "report_to": "none",
-            "use_liger_kernel": "true",
+            "padding_free": "true",
         },
     )
     saved = cfg.save(tmp_path)
@@ -181,8 +181,7 @@ def test_any_trl_key_reaches_trl(tmp_path: Path) -> None:
             tmp_path / "c.yaml",
             {
                 **MO,
-                "use_liger_kernel": True,
-                "activation_offloading": True,
+                "neftune_noise_alpha": 5.0,
                 "lr_scheduler_kwargs": {"min_lr": 1e-6},
                 "use_rslora": True,
                 "lora_modules_to_save": ["lm_head"],
@@ -190,7 +189,7 @@ def test_any_trl_key_reaches_trl(tmp_path: Path) -> None:
         )
     )
     sft = sft_config(cfg, tmp_path)
-    assert sft.use_liger_kernel and sft.activation_offloading
+    assert sft.neftune_noise_alpha == 5.0
     assert sft.lr_scheduler_kwargs == {"min_lr": 1e-6}
     assert cfg.model_args.use_rslora and cfg.model_args.lora_modules_to_save == ["lm_head"]
     # TRL's own helper builds the adapter from them.
@@ -198,6 +197,73 @@ def test_any_trl_key_reaches_trl(tmp_path: Path) -> None:
 
     peft = get_peft_config(cfg.model_args)
     assert peft.use_rslora and set(peft.target_modules) == {"q_proj", "k_proj", "v_proj"}
+
+
+def _machine(monkeypatch: pytest.MonkeyPatch, gpu: bool, liger: bool = False) -> None:
+    """What the config sees of this machine: an NVIDIA GPU or none, liger-kernel or not."""
+    monkeypatch.setattr(config, "_has_cuda", lambda: gpu)
+    monkeypatch.setattr(config, "_has_gpu", lambda: gpu)
+    monkeypatch.setattr(config, "_has_package", lambda name: liger and name == "liger_kernel")
+
+
+@pytest.mark.parametrize("key", ["use_liger_kernel", "activation_offloading"])
+def test_a_setting_that_needs_a_gpu_is_refused_on_a_machine_without_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], key: str
+) -> None:
+    _machine(monkeypatch, gpu=False, liger=True)
+    out = tmp_path / "o"
+    cfg_file = write_yaml(tmp_path / "gpu.yaml", {**MO, "output_dir": str(out), key: True})
+    assert main(["--config", str(cfg_file)]) == 2
+    err = capsys.readouterr().err
+    assert f"{cfg_file}: config key {key!r}" in err and f"set {key}: false" in err
+    flag = "--" + key.replace("_", "-")
+    assert main(["--model", "m", "--output", str(out), flag]) == 2
+    assert f"{flag}: config key {key!r}" in capsys.readouterr().err
+    assert not out.exists()
+    # Off, or left to langadapt: no error, and off on this machine.
+    assert not config.build(None, {**MO, key: False}).sft[key]
+    assert not config.build(None, MO).sft[key]
+
+
+def test_liger_is_on_by_default_on_a_gpu_with_the_package_and_explicit_without_it_an_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _machine(monkeypatch, gpu=True, liger=True)
+    assert config.build(None, MO).sft["use_liger_kernel"]
+    assert not config.build(None, {**MO, "use_liger_kernel": False}).sft["use_liger_kernel"]
+    on = config.build(None, {**MO, "activation_offloading": True})
+    assert on.sft["activation_offloading"]
+    _machine(monkeypatch, gpu=True, liger=False)
+    assert not config.build(None, MO).sft["use_liger_kernel"]  # logged, not an error
+    with pytest.raises(
+        ConfigError, match=r"--use-liger-kernel: .*pip install 'langadapt\[liger\]'"
+    ):
+        config.build(None, {**MO, "use_liger_kernel": True}, "--use-liger-kernel")
+
+
+@pytest.mark.parametrize(
+    "given,padding_free,trl_max_length",
+    [
+        ({}, False, 1024),
+        ({"attn_implementation": "sdpa"}, False, 1024),
+        ({"attn_implementation": "flash_attention_2"}, True, None),
+        ({"attn_implementation": "kernels-community/flash-attn3"}, True, None),
+        ({"attn_implementation": "flash_attention_2", "padding_free": False}, False, 1024),
+        ({"padding_free": True}, True, None),
+        ({"padding_free": True, "packing": True}, True, 1024),  # packing's block length
+    ],
+)
+def test_padding_free_follows_the_attention_kernel_unless_given(
+    tmp_path: Path, given: dict, padding_free: bool, trl_max_length: int | None
+) -> None:
+    """On with a flash attention kernel (no padding computed); TRL's max_length only where it
+    does something TRL allows, since langadapt truncates the rows itself."""
+    from langadapt_train.trainer import sft_config
+
+    cfg = config.build(None, {**MO, **given})
+    assert cfg.sft["padding_free"] is padding_free and cfg.sft["max_length"] == 1024
+    sft = sft_config(cfg, tmp_path)
+    assert (sft.padding_free, sft.max_length) == (padding_free, trl_max_length)
 
 
 def test_old_key_names_still_work_and_name_the_new_key(

@@ -363,6 +363,41 @@ def test_kill_and_resume_matches_an_uninterrupted_run(
         assert (a_ - b_).abs().max().item() <= 1e-5, key
 
 
+def test_padding_free_batches_train_exactly_as_padded_ones(
+    tiny_llama_dir: Path, sft_dir: Path, tmp_path: Path
+) -> None:
+    """TRL's padding_free (each batch flattened into one sequence, no padding) through
+    langadapt-train, whose rows are already truncated to max_length: the same loss and
+    gradient norm at every step as batches padded to their longest row (transformers keeps
+    the flattened rows apart by their position_ids)."""
+    import torch
+
+    runs = {}
+    for free in ("false", "true"):
+        out = tmp_path / f"padding-free-{free}"
+        args = ["--method", "lora", "--lora-dropout", "0", "--per-device-train-batch-size", "4"]
+        args += ["--max-length", "512", "--padding_free", free]
+        proc = run_here(
+            tiny_run(tiny_llama_dir, sft_dir, out, 4, *args),
+            env=env(),
+            cwd=REPO,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        sft = torch.load(out / "training_args.bin", weights_only=False)
+        assert sft.padding_free == (free == "true")
+        # TRL truncates no further (it refuses max_length with padding_free and no packing);
+        # the rows were truncated to langadapt's max_length when they were tokenized.
+        assert sft.max_length == (None if free == "true" else 512)
+        rows = json.loads((out / "data_manifest.json").read_text())["tokenized"]
+        assert rows["truncated"] < rows["rows"]  # rows of their own lengths: padded batches pad
+        runs[free] = [json.loads(line) for line in (out / "loss.jsonl").read_text().splitlines()]
+    padded, free_ = runs["false"], runs["true"]
+    assert [r["step"] for r in padded] == [r["step"] for r in free_] == [1, 2, 3, 4]
+    for a, b in zip(padded, free_, strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+        assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-4)
+
+
 def test_both_qlora_preparations_give_the_same_loss_curve(
     tiny_llama_dir: Path, sft_dir: Path, tmp_path: Path
 ) -> None:
