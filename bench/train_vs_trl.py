@@ -14,10 +14,11 @@ One process orchestrates, and touches no accelerator itself:
    langadapt-train trains on them, so both trainers (same seed) see the same batches;
 3. ``python -m langadapt_train`` and ``trl sft`` (TRL's console entry point, which starts the
    training script through ``accelerate launch``) run one after the other with the same
-   settings, each in its own process, then langadapt-train with ``upcast_non_quantized``
-   (the preparation of its earlier releases, for its loss curve), then (GPU only) both again
-   with Liger kernels (TRL's ``use_liger_kernel`` key), then langadapt-train once per
-   ``--options`` setting (``padding_free``, ``activation_offloading``: TRL's keys);
+   settings, each in its own process, then (GPU only) both again with Liger kernels (TRL's
+   ``use_liger_kernel`` key; the headline pair on a GPU comes first, in case ``--deadline``
+   cuts the rest), then langadapt-train with ``upcast_non_quantized`` (the preparation of its
+   earlier releases, for its loss curve), then langadapt-train once per ``--options``
+   setting (``padding_free``, ``activation_offloading``: TRL's keys);
 4. a ``sitecustomize`` hook, on the path of every run and of no other process, wraps
    ``transformers.Trainer.train`` in the training process of both tools alike: tokens are the
    trainer's logged ``num_tokens`` (non-padding tokens), time is the wall time of ``train()``
@@ -73,10 +74,10 @@ LORA_R, LORA_ALPHA, LORA_DROPOUT, LR = 16, 48, 0.05, 1.6e-5  # preset r16-a48
 RUNS = (  # (name, tool, liger, langadapt-train's own flags)
     ("langadapt-train", "ours", False, ()),
     ("trl sft", "trl", False, ()),
+    ("langadapt-train + Liger", "ours", True, ()),  # langadapt-train's default on a GPU
+    ("trl sft + Liger", "trl", True, ()),
     # the preparation of langadapt's earlier releases, for its loss curve
     ("langadapt-train, upcast_non_quantized", "ours", False, ("--upcast_non_quantized", "true")),
-    ("langadapt-train + Liger", "ours", True, ()),
-    ("trl sft + Liger", "trl", True, ()),
 )
 # --options: one more langadapt-train run each, with its defaults on this device plus the key.
 OPTIONS = {
@@ -833,7 +834,8 @@ def main(argv: list[str] | None = None) -> int:
                 notes.append(f"{name}: use_liger_kernel was off in the trainer")
             _write(out, meta, results)  # after every run: a cut-off command keeps what ran
         if args.budget_gib:
-            meta["budget"] = longest_fitting(args, model, rows, trl_data, env, work, out)
+            end = started + args.deadline if args.deadline else float("inf")
+            meta["budget"] = longest_fitting(args, model, rows, trl_data, env, work, out, end)
         table = _write(out, meta, results)
         print("\n" + markdown(meta, results, table), flush=True)
         print(f"total {time.time() - started:.0f}s; results in {out}", flush=True)
@@ -848,15 +850,20 @@ def longest_fitting(
     env: dict[str, str],
     work: Path,
     out: Path,
+    end: float,
 ) -> dict[str, Any]:
     """Per tool with its defaults (langadapt-train: Liger on where it runs; trl sft: off), the
     longest max_length, doubling from 1024, that trains 2 steps of one packed sequence within
-    ``--budget-gib`` of GPU memory. The rows must hold 2 sequences of the longest length."""
+    ``--budget-gib`` of GPU memory. The rows must hold 2 sequences of the longest length. No
+    trial starts within a minute of ``end`` (``--deadline``)."""
     found: dict[str, Any] = {"budget_gib": args.budget_gib, "tools": {}}
     for name, tool in (("langadapt-train", "ours"), ("trl sft", "trl")):
         longest, why = None, "fits every length tried"
         length = 1024
         while length <= args.budget_max_length:
+            if time.time() > end - 60:
+                why = f"{length} not tried: --deadline"
+                break
             trial = argparse.Namespace(**{**vars(args), "max_length": length, "steps": 2})
             trial.batch_size, trial.grad_accum, trial.packing = 1, 1, True
             slug = f"budget-{tool}-{length}"
@@ -873,7 +880,12 @@ def longest_fitting(
             )
             log = out / f"{slug}.log"
             result = run_one(
-                f"{name}, max_length {length}", cmd, run_env, log, work / f"{slug}.json", 900
+                f"{name}, max_length {length}",
+                cmd,
+                run_env,
+                log,
+                work / f"{slug}.json",
+                min(900, max(end - time.time() - 5, 30)),
             )
             if not result["ok"]:
                 oom = "OutOfMemoryError" in log.read_text("utf-8", errors="replace")
