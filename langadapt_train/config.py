@@ -570,33 +570,38 @@ def _varlen_attention(attn: str | None) -> bool:
     return True
 
 
-# Settings that need hardware this machine may lack: what it lacks, and the test for it.
-_NEEDS = {
-    "use_liger_kernel": (
-        "Liger's kernels are Triton kernels for an NVIDIA GPU",
+# Settings that need what this machine may lack: (key, present here?, what is missing, what
+# to do). The first one missing is the error.
+_OFF = "set {key}: false (or leave it out) to train here"
+_NEEDS = (
+    (
+        "use_liger_kernel",
         lambda: _has_cuda(),
+        "Liger's kernels are Triton kernels for an NVIDIA GPU, and this machine has none",
+        _OFF,
     ),
-    "activation_offloading": (
-        "it moves activations from the GPU to CPU memory",
+    (
+        "use_liger_kernel",
+        lambda: _has_package("liger_kernel"),
+        "the liger-kernel package is not installed",
+        "pip install 'langadapt[liger]', or set {key}: false",
+    ),
+    (
+        "activation_offloading",
         lambda: _has_gpu(),
+        "it moves activations from the GPU to CPU memory, and this machine has none",
+        _OFF,
     ),
-}
+)
 
 
 def _check_device(explicit: dict[str, tuple[Any, str]]) -> None:
     """A setting turned on that cannot run here is an error before anything is loaded."""
-    for key, (why, present) in _NEEDS.items():
+    for key, present, missing, todo in _NEEDS:
         if key in explicit and explicit[key][0] and not present():
             raise ConfigError(
-                f"{explicit[key][1]}: config key {key!r}: {why}, and this machine has none; "
-                f"set {key}: false (or leave it out) to train here"
+                f"{explicit[key][1]}: config key {key!r}: {missing}; {todo.format(key=key)}"
             )
-    liger = explicit.get("use_liger_kernel")
-    if liger and liger[0] and not _has_package("liger_kernel"):
-        raise ConfigError(
-            f"{liger[1]}: config key 'use_liger_kernel': the liger-kernel package is not "
-            "installed; pip install 'langadapt[liger]', or set use_liger_kernel: false"
-        )
 
 
 def _has_package(name: str) -> bool:
