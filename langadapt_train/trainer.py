@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from langadapt_train import config as config_mod
-from langadapt_train import losslog, templates
+from langadapt_train import losslog, templates, tokenized
 from langadapt_train.config import TrainConfig
 from langadapt_train.data import mix
 from langadapt_train.decontam import build_index
@@ -60,11 +60,12 @@ def load_tokenizer(cfg: TrainConfig) -> tuple[Any, templates.ChosenTemplate]:
 
 
 def prepare_data(
-    cfg: TrainConfig, tokenizer: Any, chosen: templates.ChosenTemplate
-) -> tuple[list[dict[str, list[int]]], dict[str, Any], dict[str, list]]:
-    """Build the mix and tokenize it: (training rows, manifest, records to write).
+    cfg: TrainConfig, tokenizer: Any, chosen: templates.ChosenTemplate, scratch: Path
+) -> tuple[Any, dict[str, Any], dict[str, list]]:
+    """Build the mix and tokenize it: (training rows as a memory-mapped ``datasets.Dataset``
+    in ``scratch``, manifest, records to write).
 
-    Nothing is written: the output folder is touched only once every check has passed.
+    The output folder is not written: it is touched only once every check has passed.
     """
     own = cfg.script
     spec = mix.resolve(own.data)
@@ -78,7 +79,7 @@ def prepare_data(
     )
     max_length, assistant_only = cfg.sft["max_length"], cfg.sft["assistant_only_loss"]
 
-    rows: list[dict[str, list[int]]] = []
+    rows = tokenized.RowWriter(scratch, masks=assistant_only)
     preview: list[dict[str, Any]] = []  # what training saw, for checking the template round trip
     skipped: Counter = Counter()
     truncated = tokens = loss_tokens = 0
@@ -93,12 +94,12 @@ def prepare_data(
         row = {"input_ids": enc["input_ids"]}
         if assistant_only:
             row["assistant_masks"] = enc["assistant_masks"]
-        rows.append(row)
+        rows.add(row)
         if len(preview) < 3:
             preview.append(
                 {"messages": messages, "input_ids": enc["input_ids"], "truncated": enc["truncated"]}
             )
-    if not rows:
+    if not rows.rows:
         raise TrainError(f"no training rows left; skipped: {dict(skipped)}")
 
     manifest = {
@@ -142,7 +143,7 @@ def prepare_data(
             "heldout_copies_left_out": built.heldout_copies,
         },
         "tokenized": {
-            "rows": len(rows),
+            "rows": rows.rows,
             "skipped": dict(skipped),
             "truncated": truncated,
             "tokens": tokens,
@@ -150,7 +151,7 @@ def prepare_data(
             "max_length": max_length,
         },
         "template": {"name": chosen.name, "sha256": chosen.sha256},
-        "train_sha256": _rows_sha256(rows),
+        "train_sha256": rows.sha256,
     }
     for src in manifest["sources"]:
         log.info(
@@ -169,7 +170,7 @@ def prepare_data(
         PREVIEW: preview,
         HELDOUT: [{"messages": m} for m in built.heldout],
     }
-    return rows, manifest, records
+    return rows.finish(), manifest, records
 
 
 def write_records(output: Path, manifest: dict[str, Any], records: dict[str, list]) -> None:
@@ -209,13 +210,6 @@ def manifest_changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
         for key in sorted(set(a) | set(b))
         if not _MANIFEST_IGNORED.match(key) and a.get(key) != b.get(key)
     ]
-
-
-def _rows_sha256(rows: list[dict[str, list[int]]]) -> str:
-    digest = hashlib.sha256()
-    for row in rows:
-        digest.update(json.dumps(row, separators=(",", ":")).encode())
-    return digest.hexdigest()
 
 
 # --- model -------------------------------------------------------------------------------
@@ -394,13 +388,12 @@ def train(cfg: TrainConfig) -> Path:
     """Run (or resume) training; returns the output directory.
 
     Under ``accelerate launch`` every process runs this: each one checks the output folder and
-    prepares the data (the results are compared across processes), and only the main process
-    writes the folder's files; checkpoints and the model are saved by the trainer.
+    prepares the data (the results are compared across processes) into its own temporary
+    folder (``tokenized``), and only the main process writes the output folder's files;
+    checkpoints and the model are saved by the trainer.
     """
     from accelerate import PartialState
-    from datasets import Dataset
     from transformers import set_seed
-    from trl import SFTTrainer
 
     output = Path(cfg.output).expanduser().resolve()
     checkpoint = check_output(output, cfg.script.resume)
@@ -418,9 +411,18 @@ def train(cfg: TrainConfig) -> Path:
     if not state.is_main_process:
         log.setLevel(logging.WARNING)  # one copy of the run's log, from the main process
     set_seed(cfg.sft["seed"])
+    with tokenized.scratch_folder() as scratch:
+        return _train(cfg, output, checkpoint, args, state, scratch)
+
+
+def _train(
+    cfg: TrainConfig, output: Path, checkpoint: Path | None, args: Any, state: Any, scratch: Path
+) -> Path:
+    """``train`` once the settings are checked: the tokenized rows live in ``scratch``."""
+    from trl import SFTTrainer
 
     tokenizer, chosen = load_tokenizer(cfg)
-    rows, manifest, records = prepare_data(cfg, tokenizer, chosen)
+    dataset, manifest, records = prepare_data(cfg, tokenizer, chosen, scratch)
     previous = output / MANIFEST
     if checkpoint is not None and previous.is_file():
         changed = manifest_changes(json.loads(previous.read_text("utf-8")), manifest)
@@ -434,16 +436,12 @@ def train(cfg: TrainConfig) -> Path:
         _same_on_every_rank(state, manifest)
     log.info(
         "training rows: %d (%d tokens, %d in the loss); %d process(es)",
-        len(rows),
+        dataset.num_rows,
         manifest["tokenized"]["tokens"],
         manifest["tokenized"]["loss_tokens"],
         state.num_processes,
     )
 
-    # Arrow holds a token id in 8 bytes, a Python list in about 36: the lists are dropped
-    # before the model loads (for the study's 50k Chinese rows, about half a GiB).
-    dataset = Dataset.from_list(rows)
-    del rows
     model, peft_config = load_model(cfg)
     trainer = SFTTrainer(
         model=model,
@@ -458,6 +456,7 @@ def train(cfg: TrainConfig) -> Path:
         output.mkdir(parents=True, exist_ok=True)
         cfg.save(output)
         write_records(output, manifest, records)
+    del records
     if cfg.script.method != "full":
         keep_adapter_fp32(trainer.model)
     started = time.time()

@@ -899,7 +899,7 @@ def test_resume_refuses_changed_data_every_time(tmp_path: Path, smollm2_dir: Pat
         },
     )
     tokenizer, chosen = load_tokenizer(cfg)
-    _, manifest, records = prepare_data(cfg, tokenizer, chosen)
+    _, manifest, records = prepare_data(cfg, tokenizer, chosen, tmp_path)
     _fake_unfinished_run(out, cfg)
     write_records(out, manifest, records)
     before = (out / MANIFEST).read_text()
@@ -984,3 +984,23 @@ def test_a_mix_file_next_to_the_config_follows_the_same_rule(
         mix.MixError, match=r"mix\.yaml: sources\[0\]\.path: \$\{LANGADAPT_T_ROWS\}"
     ):
         mix.resolve(cfg.script.data)
+
+
+def test_an_unwritable_datasets_cache_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tokenized rows go to a temporary folder in HF_DATASETS_CACHE: one that cannot be
+    made is named, with what to do."""
+    import datasets
+
+    from langadapt_train.outputs import TrainError
+    from langadapt_train.tokenized import scratch_folder
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(blocker / "datasets"))
+    with (
+        pytest.raises(TrainError, match=r"a-file/datasets.*set HF_DATASETS_CACHE"),
+        scratch_folder(),
+    ):
+        pass

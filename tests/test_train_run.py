@@ -398,6 +398,53 @@ def test_padding_free_batches_train_exactly_as_padded_ones(
         assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-4)
 
 
+def test_tokenized_rows_and_trls_preparation_stay_on_disk(
+    tiny_llama_dir: Path, sft_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rows are trained from a memory-mapped Arrow file (ids int32, masks int8) in a
+    temporary folder of datasets' cache folder; TRL's own preparation (labels, truncation)
+    writes its cache files into that folder rather than into memory; the folder is gone
+    once the run ends. The manifest's train_sha256 is the digest of the rows as JSON, as
+    earlier releases computed it from their lists, so their runs can still be resumed."""
+    import hashlib
+
+    import datasets
+    from transformers import Trainer
+
+    cache = tmp_path / "hf-datasets"
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(cache))
+    seen: dict[str, object] = {}
+    original = Trainer.train
+
+    def train(self, *args, **kwargs):  # looks at what the trainer trains from, then trains
+        folder = next(cache.glob("langadapt-train-*"))
+        rows = datasets.Dataset.from_file(str(folder / "train.arrow"))
+        digest = hashlib.sha256()
+        for row in rows:
+            digest.update(json.dumps(row, separators=(",", ":")).encode())
+        seen.update(folder=folder, rows=rows.num_rows, features=dict(rows.features))
+        seen["sha256"] = digest.hexdigest()
+        seen["files"] = [Path(f["filename"]) for f in self.train_dataset.cache_files]
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "train", train)
+    out = tmp_path / "run"
+    proc = run_here(tiny_run(tiny_llama_dir, sft_dir, out, 1), env=env(), cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    assert seen["features"] == {
+        "input_ids": datasets.List(datasets.Value("int32")),
+        "assistant_masks": datasets.List(datasets.Value("int8")),
+    }
+    assert seen["files"] and all(f.parent == seen["folder"] for f in seen["files"])
+    assert Path(seen["folder"] / "train.arrow") not in seen["files"]  # TRL's maps ran on it
+    assert not any(cache.iterdir())
+
+    manifest = json.loads((out / "data_manifest.json").read_text())
+    assert manifest["train_sha256"] == seen["sha256"]
+    assert manifest["tokenized"]["rows"] == seen["rows"] > 0
+
+
 def test_both_qlora_preparations_give_the_same_loss_curve(
     tiny_llama_dir: Path, sft_dir: Path, tmp_path: Path
 ) -> None:

@@ -209,7 +209,7 @@ def test_rows_too_long_for_max_length_are_counted(smollm2_dir: Path, tmp_path: P
         },
     )
     tok, chosen = load_tokenizer(cfg)
-    encoded, manifest, records = prepare_data(cfg, tok, chosen)
+    encoded, manifest, records = prepare_data(cfg, tok, chosen, tmp_path)
     assert not any(out.iterdir())  # nothing is written while the data are being checked
     # The two kept rows as transformers encodes them with the model's own chat template (we
     # add no system message: system_prompt ''), the long answer cut at max_length.
