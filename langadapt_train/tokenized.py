@@ -33,7 +33,11 @@ def scratch_folder() -> Iterator[Path]:
     root = Path(config.HF_DATASETS_CACHE)
     try:
         root.mkdir(parents=True, exist_ok=True)
-        scratch = tempfile.TemporaryDirectory(prefix="langadapt-train-", dir=root)
+        # Cleanup errors are ignored: where mapped files cannot be removed (Windows), the
+        # folder is left in the cache rather than failing a finished run.
+        scratch = tempfile.TemporaryDirectory(
+            prefix="langadapt-train-", dir=root, ignore_cleanup_errors=True
+        )
     except OSError as err:
         raise TrainError(
             f"cannot write the tokenized rows under {root} (datasets' cache folder): {err}; "
