@@ -32,8 +32,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from train_vs_trl import MMAP_THRESHOLD  # this folder's other bench: the same pinned heap
+
 REPO = Path(__file__).resolve().parent.parent
-MMAP_THRESHOLD = 128 * 1024
 WAYS = ("in memory", "on disk")
 # Frequent Chinese characters: text that tokenizes to about one token a character.
 CHARS = (

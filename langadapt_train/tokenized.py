@@ -62,12 +62,12 @@ class RowWriter:
         self.path = folder / FILE
         self._writer = ArrowWriter(features=Features(columns), path=str(self.path))
         self._digest = hashlib.sha256()
-        self.rows = 0
+        self.count = 0  # rows written
 
     def add(self, row: dict[str, list[int]]) -> None:
         self._writer.write(row)
         self._digest.update(json.dumps(row, separators=(",", ":")).encode())
-        self.rows += 1
+        self.count += 1
 
     @property
     def sha256(self) -> str:

@@ -79,7 +79,7 @@ def prepare_data(
     )
     max_length, assistant_only = cfg.sft["max_length"], cfg.sft["assistant_only_loss"]
 
-    rows = tokenized.RowWriter(scratch, masks=assistant_only)
+    writer = tokenized.RowWriter(scratch, masks=assistant_only)
     preview: list[dict[str, Any]] = []  # what training saw, for checking the template round trip
     skipped: Counter = Counter()
     truncated = tokens = loss_tokens = 0
@@ -94,12 +94,12 @@ def prepare_data(
         row = {"input_ids": enc["input_ids"]}
         if assistant_only:
             row["assistant_masks"] = enc["assistant_masks"]
-        rows.add(row)
+        writer.add(row)
         if len(preview) < 3:
             preview.append(
                 {"messages": messages, "input_ids": enc["input_ids"], "truncated": enc["truncated"]}
             )
-    if not rows.rows:
+    if not writer.count:
         raise TrainError(f"no training rows left; skipped: {dict(skipped)}")
 
     manifest = {
@@ -143,7 +143,7 @@ def prepare_data(
             "heldout_copies_left_out": built.heldout_copies,
         },
         "tokenized": {
-            "rows": rows.rows,
+            "rows": writer.count,
             "skipped": dict(skipped),
             "truncated": truncated,
             "tokens": tokens,
@@ -151,7 +151,7 @@ def prepare_data(
             "max_length": max_length,
         },
         "template": {"name": chosen.name, "sha256": chosen.sha256},
-        "train_sha256": rows.sha256,
+        "train_sha256": writer.sha256,
     }
     for src in manifest["sources"]:
         log.info(
@@ -170,7 +170,7 @@ def prepare_data(
         PREVIEW: preview,
         HELDOUT: [{"messages": m} for m in built.heldout],
     }
-    return rows.finish(), manifest, records
+    return writer.finish(), manifest, records
 
 
 def write_records(output: Path, manifest: dict[str, Any], records: dict[str, list]) -> None:
